@@ -1,0 +1,48 @@
+# xlir — multilingual dense retrieval experiments. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED_DATA ?= ../shared/data/lareqa
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= 1
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: help setup data model run test sweep ui lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed model  ## create .venv, install the project (torch 2.13.0 CPU) and build the offline model
+
+model: $(VENV)/.installed  ## convert the bundled multilingual-e5-small into .cache/models (once)
+	$(PY) -m src.model.bundled
+
+data: $(VENV)/.installed  ## link ../shared/data/lareqa into ./data/lareqa, or download the pinned files (SHA-256 checked)
+	$(PY) -m src.data.fetch --shared $(SHARED_DATA) --out data/lareqa
+
+run: setup data  ## the default experiment: fine-tune bundled mE5-small on MLQA-R (hybrid), zero-shot on XQuAD-R
+	$(PY) -m src.run $(ARGS)
+
+test: setup data  ## the whole test suite (offline)
+	$(PY) -m pytest -q $(ARGS)
+
+sweep: setup data  ## Hydra multirun over the three samplers (jobs under multirun/)
+	$(PY) -m src.run -m sampling=xx,xy,hybrid $(ARGS)
+
+ui: $(VENV)/.installed  ## MLflow UI on 127.0.0.1:5000 over the project's tracking store
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+lint: $(VENV)/.installed  ## ruff
+	$(VENV)/bin/ruff check src tests
+
+clean:  ## remove outputs, caches and the tracking store (keeps .venv and data/)
+	rm -rf outputs multirun/2* .cache mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache

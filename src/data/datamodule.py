@@ -1,0 +1,162 @@
+"""Lightning DataModule: tokenise each text once (datasets `map`, cached), batches from a language sampler."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from src.data.pairs import PairTable
+
+Tokenize = Callable[..., dict[str, list[list[int]]]]
+
+
+def tokenized_column(
+    texts: Sequence[str],
+    tokenize: Callable[[list[str], list[str] | None], dict[str, list[list[int]]]],
+    key: str,
+    cache_dir: str | Path | None,
+    contexts: Sequence[str] | None = None,
+) -> dict[str, list[list[int]]]:
+    """Tokenise texts through `datasets.map`, cached on disk under a fingerprint of texts and tokenizer."""
+    import datasets
+
+    columns: dict[str, list[str]] = {"text": list(texts)}
+    if contexts is not None:
+        columns["context"] = list(contexts)
+    digest = hashlib.sha256(key.encode())
+    for column in columns.values():
+        for t in column:
+            digest.update(t.encode())
+            digest.update(b"\0")
+    cache_file = None
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        cache_file = str(Path(cache_dir) / f"tok-{digest.hexdigest()[:24]}.arrow")
+    ds = datasets.Dataset.from_dict(columns)
+    ds = ds.map(
+        lambda b: tokenize(b["text"], b.get("context")),
+        batched=True,
+        batch_size=2000,
+        remove_columns=list(columns),
+        cache_file_name=cache_file,
+        load_from_cache_file=cache_file is not None,
+        new_fingerprint=digest.hexdigest()[:32],
+        desc="tokenising",
+    )
+    return {name: ds[name] for name in ds.column_names}
+
+
+class _Indices(Dataset):
+    """The dataset is the pair index itself; the collator gathers token ids."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class PairDataModule(LightningDataModule):
+    """Serves language-structured batches of (query, positive, hard negative) token ids."""
+
+    def __init__(
+        self,
+        pairs: PairTable,
+        encoder: Any,
+        sampler: Callable[..., Sampler[list[int]]],
+        batch_size: int,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.pairs = pairs
+        self.encoder = encoder
+        self.sampler_factory = sampler
+        self.batch_size = batch_size
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.num_workers = num_workers
+        self.batch_sampler: Sampler[list[int]] | None = None
+        self._queries: dict[str, list[list[int]]] | None = None
+        self._passages: dict[str, list[list[int]]] | None = None
+
+    def _key(self, side: str) -> str:
+        enc = self.encoder
+        return f"{enc.pretrained}|{side}|{enc.prefixes[side]}|{enc.max_lengths[side]}|{len(enc.tokenizer)}"
+
+    def setup(self, stage: str | None = None) -> None:
+        """Tokenise queries and passages once and build the batch sampler for this rank."""
+        if self._queries is None:
+            enc = self.encoder
+            self._queries = tokenized_column(
+                self.pairs.queries, lambda t, c: enc.tokenize(t, "query"), self._key("query"), self.cache_dir
+            )
+            self._passages = tokenized_column(
+                self.pairs.passages,
+                lambda t, c: enc.tokenize(t, "passage", c),
+                self._key("passage") + ("|ctx" if self.pairs.passage_contexts else ""),
+                self.cache_dir,
+                contexts=self.pairs.passage_contexts,
+            )
+        world, rank = 1, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+        self.batch_sampler = self.sampler_factory(
+            q_lang=self.pairs.q_lang,
+            p_lang=self.pairs.p_lang,
+            xling_id=self.pairs.xling_id,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+
+    def collate(self, indices: list[int]) -> dict[str, Any]:
+        """Pad the batch's queries and its passages (positives first, then the hard negatives)."""
+        assert self._queries is not None and self._passages is not None
+        p = self.pairs
+        idx = torch.as_tensor(indices, dtype=torch.long).numpy()
+        negs = [int(n) for n in p.neg_idx[idx] if n >= 0]
+        passage_rows = [int(i) for i in p.p_idx[idx]] + negs
+        query_rows = [int(i) for i in p.q_idx[idx]]
+        return {
+            "query": self.encoder.pad({k: [v[i] for i in query_rows] for k, v in self._queries.items()}),
+            "passage": self.encoder.pad({k: [v[i] for i in passage_rows] for k, v in self._passages.items()}),
+            "n_pos": len(indices),
+            "q_lang": [p.q_lang[i] for i in indices],
+            "p_lang": [p.p_lang[i] for i in indices],
+            "xling_id": [p.xling_id[i] for i in indices],
+        }
+
+    def train_dataloader(self) -> DataLoader:
+        """Batches come whole from the language sampler; the sampler also distributes across ranks."""
+        if self.batch_sampler is None:
+            self.setup("fit")
+        return DataLoader(
+            _Indices(len(self.pairs)),
+            batch_sampler=self.batch_sampler,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Sampler position, so a resumed run continues with the batches it would have seen."""
+        sd = getattr(self.batch_sampler, "state_dict", None)
+        return {"sampler": sd()} if callable(sd) else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the sampler position saved by `state_dict`."""
+        if "sampler" in state:
+            if self.batch_sampler is None:
+                self.setup("fit")
+            self.batch_sampler.load_state_dict(state["sampler"])  # type: ignore[union-attr]

@@ -1,0 +1,128 @@
+"""Lightning callback: zero-shot grid evaluation at the end of training and every N steps."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Sequence
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from src.data.lareqa import LareqaDataset
+from src.evaluation.grid import GridResult, encode_dataset, score_grid
+
+AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "bf16-true": torch.bfloat16}
+
+
+def autocast_dtype(precision: str | int | None) -> torch.dtype | None:
+    """The autocast dtype matching a Lightning precision string (None for full precision)."""
+    return AUTOCAST.get(str(precision))
+
+
+def evaluate_sets(
+    encoder: Any,
+    datasets: Mapping[str, LareqaDataset],
+    batch_size: int = 128,
+    candidate_text: str = "sentence",
+    precision: str | None = None,
+    console: Console | None = None,
+) -> tuple[dict[str, float], dict[str, GridResult]]:
+    """Encode and score every evaluation set; returns flat metrics and the per-query grid results."""
+    metrics: dict[str, float] = {}
+    results: dict[str, GridResult] = {}
+    dtype = autocast_dtype(precision)
+    for name, ds in datasets.items():
+        total = ds.num_questions + ds.num_candidates
+        t0 = time.perf_counter()
+        with Progress(
+            TextColumn(f"[bold]encoding {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        ) as progress:
+            task = progress.add_task(name, total=total)
+            emb = encode_dataset(
+                ds,
+                lambda texts, side, ctx: encoder.encode(
+                    texts, side, ctx, batch_size=batch_size, autocast_dtype=dtype,
+                    on_batch=lambda n: progress.advance(task, n),
+                ),
+                candidate_text,
+            )
+        t1 = time.perf_counter()
+        res = score_grid(ds, emb)
+        t2 = time.perf_counter()
+        results[name] = res
+        metrics.update(res.summary())
+        metrics[f"{name}/time/encode_s"] = t1 - t0
+        metrics[f"{name}/time/score_s"] = t2 - t1
+    return metrics, results
+
+
+def summary_table(metrics: Mapping[str, float], names: Sequence[str]) -> Table:
+    """Rich table: one row per evaluation set and setting, macro-averaged metrics as columns."""
+    table = Table(title="zero-shot retrieval")
+    cols = ["map", "r@1", "r@10", "mrr", "ndcg@10"]
+    table.add_column("set / setting")
+    for c in cols:
+        table.add_column(c, justify="right")
+    table.add_column("rank dist.", justify="right")
+    for name in names:
+        for setting in ("mono", "cross", "multi"):
+            bias = metrics.get(f"{name}/multi/rank_distance") if setting == "multi" else None
+            table.add_row(
+                f"{name} / {setting}",
+                *[f"{metrics.get(f'{name}/{setting}/{c}', float('nan')):.4f}" for c in cols],
+                "" if bias is None else f"{bias:.1f}",
+            )
+    return table
+
+
+class RetrievalEvalCallback(Callback):
+    """Evaluates the module's encoder zero-shot on held-out LAReQA sets and logs to every logger."""
+
+    def __init__(
+        self,
+        datasets: Mapping[str, LareqaDataset] | None = None,
+        every_n_steps: int | None = None,
+        batch_size: int = 128,
+        candidate_text: str = "sentence",
+        at_train_end: bool = True,
+    ) -> None:
+        super().__init__()
+        if every_n_steps is not None and every_n_steps <= 0:
+            raise ValueError(f"callbacks.retrieval_eval.every_n_steps must be > 0 or null, got {every_n_steps}")
+        self.datasets = dict(datasets or {})
+        self.every_n_steps = every_n_steps
+        self.batch_size = batch_size
+        self.candidate_text = candidate_text
+        self.at_train_end = at_train_end
+        self.last_metrics: dict[str, float] = {}
+        self.last_results: dict[str, GridResult] = {}
+        self._evaluated_step: int | None = None
+
+    def run(self, trainer: Trainer, module: LightningModule) -> None:
+        """Evaluate now (rank 0 only; other ranks wait at a barrier)."""
+        if not self.datasets or self._evaluated_step == trainer.global_step:
+            return
+        if trainer.is_global_zero:
+            metrics, results = evaluate_sets(
+                module.encoder, self.datasets, self.batch_size, self.candidate_text, str(trainer.precision)
+            )
+            self.last_metrics, self.last_results = metrics, results
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+            Console().print(summary_table(metrics, list(self.datasets)))
+        self._evaluated_step = trainer.global_step
+        trainer.strategy.barrier("retrieval_eval")
+
+    def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
+        """Periodic evaluation every `every_n_steps` optimizer steps."""
+        if self.every_n_steps and trainer.global_step > 0 and trainer.global_step % self.every_n_steps == 0:
+            self.run(trainer, module)
+
+    def on_train_end(self, trainer: Trainer, module: LightningModule) -> None:
+        """Final evaluation while the model is still on its device."""
+        if self.at_train_end:
+            self.run(trainer, module)

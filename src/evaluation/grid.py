@@ -1,0 +1,134 @@
+"""Zero-shot evaluation over the full language grid: encode every text once, score every setting.
+
+Settings (LAReQA / arXiv 2408.10536): mono (X->X), cross (X->Y, Y != X) and multi (X -> the pooled
+candidates of all languages, where every parallel answer sentence is relevant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from src.data.lareqa import LareqaDataset
+from src.evaluation.metrics import mean_ignoring_missing, per_query_metrics, ranks_from_embeddings
+
+# Encodes texts of one side ("query"/"passage"), optionally with context segments, to (n, d) float32.
+EncodeFn = Callable[[Sequence[str], str, Sequence[str] | None], np.ndarray]
+KS = (1, 10)
+
+
+@dataclass
+class Embeddings:
+    """Each language's question and candidate embeddings, rows in the dataset's record order."""
+
+    questions: dict[str, np.ndarray]
+    candidates: dict[str, np.ndarray]
+
+
+@dataclass
+class GridResult:
+    """Per-query metrics for every (query language, candidate language) pair and the pooled setting."""
+
+    dataset: str
+    languages: tuple[str, ...]
+    pairs: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
+    multi: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def pair_mean(self, q: str, c: str, metric: str) -> tuple[float, int]:
+        """Mean over the queries that have a relevant candidate in the pair, and how many had none."""
+        return mean_ignoring_missing(self.pairs[(q, c)][metric])
+
+    def multi_mean(self, q: str, metric: str) -> tuple[float, int]:
+        """Mean over a query language's queries in the pooled setting."""
+        return mean_ignoring_missing(self.multi[q][metric])
+
+    def summary(self, metrics: Sequence[str] = ("map", "r@1", "r@10", "mrr", "ndcg@10")) -> dict[str, float]:
+        """Flat `{dataset}/{setting}/{metric}[/{lang or pair}]` keys: macro averages, rows, pairs, bias."""
+        d, langs, out = self.dataset, self.languages, {}
+        for m in metrics:
+            mono = [self.pair_mean(x, x, m)[0] for x in langs]
+            cross_rows = []
+            for x in langs:
+                out[f"{d}/mono/{m}/{x}-{x}"] = self.pair_mean(x, x, m)[0]
+                row = []
+                for y in langs:
+                    if y != x:
+                        value = self.pair_mean(x, y, m)[0]
+                        out[f"{d}/cross/{m}/{x}-{y}"] = value
+                        row.append(value)
+                out[f"{d}/cross/{m}/{x}"] = float(np.nanmean(row)) if row else float("nan")
+                cross_rows.append(out[f"{d}/cross/{m}/{x}"])
+                out[f"{d}/multi/{m}/{x}"] = self.multi_mean(x, m)[0]
+            out[f"{d}/mono/{m}"] = float(np.nanmean(mono))
+            out[f"{d}/cross/{m}"] = float(np.nanmean(cross_rows)) if len(langs) > 1 else float("nan")
+            out[f"{d}/multi/{m}"] = float(np.nanmean([out[f"{d}/multi/{m}/{x}"] for x in langs]))
+        for x in langs:
+            out[f"{d}/multi/rank_distance/{x}"] = self.multi_mean(x, "rank_distance")[0]
+        out[f"{d}/multi/rank_distance"] = float(np.nanmean([out[f"{d}/multi/rank_distance/{x}"] for x in langs]))
+        out[f"{d}/cross/missing_queries"] = float(
+            sum(self.pair_mean(x, y, "map")[1] for x in langs for y in langs if x != y)
+        )
+        out[f"{d}/multi/missing_queries"] = float(sum(self.multi_mean(x, "map")[1] for x in langs))
+        return out
+
+
+def relevance(dataset: LareqaDataset, q_lang: str, c_langs: Sequence[str]) -> np.ndarray:
+    """Padded relevance (n_questions_in_q_lang, len(c_langs)) into the concatenated candidates of c_langs.
+
+    A question's relevant candidate in language Y is the answer sentence of the Y question with the same
+    xling_id; -1 where Y has no such question.
+    """
+    offsets, answer = 0, {}
+    for y in c_langs:
+        split = dataset.by_lang[y]
+        pos = {c.uid: offsets + i for i, c in enumerate(split.candidates)}
+        answer[y] = {q.xling_id: pos[q.relevant_uid] for q in split.questions}
+        offsets += len(split.candidates)
+    questions = dataset.by_lang[q_lang].questions
+    rel = np.full((len(questions), len(c_langs)), -1, dtype=np.int64)
+    for i, q in enumerate(questions):
+        for j, y in enumerate(c_langs):
+            rel[i, j] = answer[y].get(q.xling_id, -1)
+    return rel
+
+
+def encode_dataset(dataset: LareqaDataset, encode: EncodeFn, candidate_text: str = "sentence") -> Embeddings:
+    """Encode every question and every candidate exactly once (one call per side over all languages)."""
+    langs = dataset.languages
+    q_texts = [q.text for x in langs for q in dataset.by_lang[x].questions]
+    c_texts = [c.sentence for x in langs for c in dataset.by_lang[x].candidates]
+    contexts = None
+    if candidate_text == "sentence_context":
+        contexts = [c.context for x in langs for c in dataset.by_lang[x].candidates]
+    q_all = encode(q_texts, "query", None)
+    c_all = encode(c_texts, "passage", contexts)
+    questions, candidates, qo, co = {}, {}, 0, 0
+    for x in langs:
+        nq, nc = len(dataset.by_lang[x].questions), len(dataset.by_lang[x].candidates)
+        questions[x], candidates[x] = q_all[qo : qo + nq], c_all[co : co + nc]
+        qo, co = qo + nq, co + nc
+    return Embeddings(questions, candidates)
+
+
+def score_grid(dataset: LareqaDataset, emb: Embeddings, ks: Sequence[int] = KS) -> GridResult:
+    """Rank relevant candidates for all L*L pairs and the pooled setting, reusing the embeddings."""
+    langs = dataset.languages
+    result = GridResult(dataset=dataset.name, languages=langs)
+    for x in langs:
+        for y in langs:
+            ranks = ranks_from_embeddings(emb.questions[x], emb.candidates[y], relevance(dataset, x, [y]))
+            result.pairs[(x, y)] = per_query_metrics(ranks, ks=ks)
+    pool = np.concatenate([emb.candidates[y] for y in langs], axis=0)
+    for x in langs:
+        ranks = ranks_from_embeddings(emb.questions[x], pool, relevance(dataset, x, langs))
+        result.multi[x] = per_query_metrics(ranks, ks=ks)
+    return result
+
+
+def evaluate_dataset(
+    dataset: LareqaDataset, encode: EncodeFn, candidate_text: str = "sentence", ks: Sequence[int] = KS
+) -> GridResult:
+    """Encode once, then score every setting of one evaluation set."""
+    return score_grid(dataset, encode_dataset(dataset, encode, candidate_text), ks)

@@ -1,0 +1,260 @@
+"""Rank-based retrieval metrics (LAReQA / arXiv 2408.10536 style) computed with plain numpy.
+
+Relevance is a padded ``int64`` array ``rel`` of shape ``(n_queries, max_rel)`` holding candidate
+column indices, padded with ``-1``. Ranks are 1-based positions in the *full* ranking of a query's
+candidate pool; ties are broken by candidate index (lower column first), i.e. exactly the order a
+stable sort of ``-score`` produces. In rank arrays, ``0`` marks a padding slot.
+
+Per-query metrics return ``NaN`` for queries without any relevant candidate so callers can
+exclude them and report how many were excluded (see :func:`mean_ignoring_missing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = [
+    "average_precision",
+    "mean_ignoring_missing",
+    "ndcg_at_k",
+    "per_query_metrics",
+    "rank_distance",
+    "ranks_from_embeddings",
+    "recall_at_k",
+    "reciprocal_rank",
+    "relevant_ranks",
+    "success_at_k",
+]
+
+# Upper bound on the number of (query, relevant, candidate) comparisons materialised at once.
+# Counting-based ranking builds boolean tensors of shape (rows, max_rel, n_candidates); with 10^5+
+# candidates an unbounded block would need gigabytes, so rows are processed in sub-chunks.
+_MAX_COMPARISONS = 1 << 24
+
+
+def _validate_rel(rel: np.ndarray, n_queries: int, n_candidates: int) -> np.ndarray:
+    """Check a padded relevance array against the pool shape and return it as int64."""
+    rel = np.asarray(rel)
+    if rel.ndim != 2 or rel.shape[0] != n_queries:
+        raise ValueError(f"rel must have shape ({n_queries}, max_rel), got {rel.shape}")
+    if rel.size == 0:
+        return rel.astype(np.int64)
+    if not np.issubdtype(rel.dtype, np.integer):
+        raise TypeError(f"rel must be an integer array, got dtype {rel.dtype}")
+    rel = rel.astype(np.int64, copy=False)
+    if rel.min() < -1 or rel.max() >= n_candidates:
+        raise ValueError(f"rel entries must be -1 (padding) or in [0, {n_candidates}), got "
+                         f"range [{rel.min()}, {rel.max()}]")
+    # A duplicated relevant index would be counted twice by every metric, silently inflating R.
+    srt = np.sort(rel, axis=1)
+    if np.any((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)):
+        raise ValueError("rel contains a duplicated candidate index within a row")
+    return rel
+
+
+def _check_scores(scores: np.ndarray) -> None:
+    """Reject score dtypes/values for which a total order (and hence a rank) is undefined."""
+    if not (np.issubdtype(scores.dtype, np.integer) or np.issubdtype(scores.dtype, np.floating)):
+        raise TypeError(f"scores must be a real integer or floating array, got dtype {scores.dtype}")
+    # NaN compares false with everything, which would give a relevant item a silently wrong rank.
+    if np.issubdtype(scores.dtype, np.floating) and np.isnan(scores).any():
+        raise ValueError("scores contain NaN; ranks are undefined")
+
+
+def _ranks_of_block(scores: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Count-based 1-based ranks of ``rel`` columns in each row of an already-validated block."""
+    n_rows, n_cand = scores.shape
+    max_rel = rel.shape[1]
+    out = np.zeros((n_rows, max_rel), dtype=np.int64)
+    if n_rows == 0 or max_rel == 0:
+        return out
+    pad = rel < 0
+    cols = np.where(pad, 0, rel)  # padding points at column 0 only so indexing stays in range
+    cand_idx = np.arange(n_cand, dtype=np.int64)
+    step = max(1, _MAX_COMPARISONS // (max_rel * max(n_cand, 1)))
+    for start in range(0, n_rows, step):
+        s = scores[start:start + step]  # (b, nc)
+        c = cols[start:start + step]  # (b, m)
+        rel_scores = np.take_along_axis(s, c, axis=1)  # (b, m)
+        s3 = s[:, None, :]
+        r3 = rel_scores[:, :, None]
+        # rank(j) - 1 = #{k : s_k > s_j} + #{k < j : s_k == s_j}: the second term reproduces the
+        # stable-sort tie-break (lower candidate index first) without sorting the row.
+        n_greater = np.count_nonzero(s3 > r3, axis=2)
+        ties_before = (s3 == r3) & (cand_idx[None, None, :] < c[:, :, None])
+        out[start:start + step] = 1 + n_greater + np.count_nonzero(ties_before, axis=2)
+    out[pad] = 0
+    return out
+
+
+def relevant_ranks(scores: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """1-based full-ranking rank of each relevant candidate (ties by lower index); 0 for padding."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D (n_queries, n_candidates), got shape {scores.shape}")
+    _check_scores(scores)
+    rel = _validate_rel(rel, scores.shape[0], scores.shape[1])
+    return _ranks_of_block(scores, rel)
+
+
+def ranks_from_embeddings(
+    queries: np.ndarray,
+    candidates: np.ndarray,
+    rel: np.ndarray,
+    block_size: int = 256,
+) -> np.ndarray:
+    """Ranks as in :func:`relevant_ranks` for float32 inner-product scores, built per query block.
+
+    Scores are ``float32`` inner products ``q @ c.T`` computed by BLAS ``block_size`` queries at a
+    time, so peak memory is ``block_size * n_candidates`` floats instead of the full matrix. The
+    result equals ``relevant_ranks(queries @ candidates.T, rel)`` whenever BLAS produces the same
+    float32 products for a row block as for the full matrix (always true for exactly representable
+    products, e.g. small-integer embeddings; float rounding could otherwise only flip near-exact ties).
+    """
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    q = np.asarray(queries, dtype=np.float32)
+    c = np.asarray(candidates, dtype=np.float32)
+    if q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
+        raise ValueError(f"queries (nq, d) and candidates (nc, d) must share d, got {q.shape} and {c.shape}")
+    rel = _validate_rel(rel, q.shape[0], c.shape[0])
+    out = np.zeros(rel.shape, dtype=np.int64)
+    c_t = c.T  # a transposed view: BLAS reads it with a trans flag, no copy of the candidate matrix
+    for start in range(0, q.shape[0], block_size):
+        block_scores = q[start:start + block_size] @ c_t
+        # NaN can arise from NaN/inf embeddings (inf * 0); check per block since no full matrix exists.
+        _check_scores(block_scores)
+        out[start:start + block_size] = _ranks_of_block(block_scores, rel[start:start + block_size])
+    return out
+
+
+def _as_ranks(ranks: np.ndarray) -> np.ndarray:
+    """Validate a rank array (2-D, integers >= 0 where 0 is padding) and return it as int64."""
+    ranks = np.asarray(ranks)
+    if ranks.ndim != 2:
+        raise ValueError(f"ranks must be 2-D (n_queries, max_rel), got shape {ranks.shape}")
+    if ranks.size and not np.issubdtype(ranks.dtype, np.integer):
+        raise TypeError(f"ranks must be an integer array, got dtype {ranks.dtype}")
+    ranks = ranks.astype(np.int64, copy=False)
+    if ranks.size and ranks.min() < 0:
+        raise ValueError("ranks must be >= 1 for relevant items and 0 for padding")
+    return ranks
+
+
+def _check_k(k: int) -> int:
+    """Cutoffs are positive integers; a 0 or negative cutoff is almost certainly a config bug."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    return int(k)
+
+
+def _n_relevant(ranks: np.ndarray) -> np.ndarray:
+    """Number of non-padding entries per row."""
+    return np.count_nonzero(ranks > 0, axis=1)
+
+
+def _divide_or_nan(num: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
+    """num / n_rel as float64, NaN where a query has no relevant candidate."""
+    out = np.full(num.shape, np.nan, dtype=np.float64)
+    has = n_rel > 0
+    out[has] = num[has] / n_rel[has]
+    return out
+
+
+def average_precision(ranks: np.ndarray) -> np.ndarray:
+    """Per-query AP over the full ranking: (1/R) * sum_i i / r_i for sorted relevant ranks r_i."""
+    ranks = _as_ranks(ranks)
+    n_rel = _n_relevant(ranks)
+    # Push padding to the end of each row so position i (1-based) is the i-th best relevant rank.
+    srt = np.sort(np.where(ranks > 0, ranks, np.iinfo(np.int64).max), axis=1)
+    pos = np.arange(1, ranks.shape[1] + 1, dtype=np.float64)
+    prec = np.where(srt < np.iinfo(np.int64).max, pos / srt, 0.0)
+    return _divide_or_nan(prec.sum(axis=1), n_rel)
+
+
+def recall_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per-query R@k: fraction of the query's relevant candidates ranked <= k (NaN if none)."""
+    ranks = _as_ranks(ranks)
+    k = _check_k(k)
+    hits = np.count_nonzero((ranks > 0) & (ranks <= k), axis=1)
+    return _divide_or_nan(hits.astype(np.float64), _n_relevant(ranks))
+
+
+def success_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per-query Success@k: 1.0 if any relevant candidate is ranked <= k, else 0.0 (NaN if none)."""
+    ranks = _as_ranks(ranks)
+    k = _check_k(k)
+    hit = np.any((ranks > 0) & (ranks <= k), axis=1).astype(np.float64)
+    return np.where(_n_relevant(ranks) > 0, hit, np.nan)
+
+
+def _min_max_rank(ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best and worst relevant rank per row (float64, NaN where the row has no relevant item)."""
+    valid = ranks > 0
+    has = valid.any(axis=1)
+    lo = np.full(ranks.shape[0], np.nan)
+    hi = np.full(ranks.shape[0], np.nan)
+    if ranks.shape[1]:
+        lo[has] = np.where(valid, ranks, np.iinfo(np.int64).max).min(axis=1)[has]
+        hi[has] = ranks.max(axis=1)[has]  # padding is 0, so it never wins the max of a non-empty row
+    return lo, hi, has
+
+
+def reciprocal_rank(ranks: np.ndarray) -> np.ndarray:
+    """Per-query reciprocal rank of the best-ranked relevant candidate (NaN if none)."""
+    lo, _, _ = _min_max_rank(_as_ranks(ranks))
+    return 1.0 / lo
+
+
+def ndcg_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per-query binary-gain nDCG@k with 1/log2(rank+1) discounts (NaN if no relevant)."""
+    ranks = _as_ranks(ranks)
+    k = _check_k(k)
+    in_top = (ranks > 0) & (ranks <= k)
+    # log2(rank + 1) for padding/out-of-cutoff slots is computed on a safe dummy rank, then masked.
+    dcg = np.where(in_top, 1.0 / np.log2(np.where(in_top, ranks, 1) + 1.0), 0.0).sum(axis=1)
+    n_rel = _n_relevant(ranks)
+    # Ideal DCG places min(R, k) relevant items at ranks 1..min(R, k); cumulative discounts table.
+    ideal = np.concatenate(([0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64)))))
+    idcg = ideal[np.minimum(n_rel, k)]
+    out = np.full(ranks.shape[0], np.nan)
+    has = n_rel > 0
+    out[has] = dcg[has] / idcg[has]
+    return out
+
+
+def rank_distance(ranks: np.ndarray) -> np.ndarray:
+    """Per-query max minus min relevant rank (language-bias metric; 0 for one relevant, NaN for none)."""
+    lo, hi, _ = _min_max_rank(_as_ranks(ranks))
+    return hi - lo
+
+
+def per_query_metrics(
+    ranks: np.ndarray,
+    ks: Iterable[int] = (1, 10),
+    ndcg_k: int = 10,
+) -> dict[str, np.ndarray]:
+    """All per-query metrics: map, mrr, r@k for each k, ndcg@<ndcg_k>, rank_distance, n_relevant."""
+    ranks = _as_ranks(ranks)
+    out: dict[str, np.ndarray] = {
+        "map": average_precision(ranks),
+        "mrr": reciprocal_rank(ranks),
+    }
+    for k in ks:
+        out[f"r@{_check_k(k)}"] = recall_at_k(ranks, k)
+    out[f"ndcg@{_check_k(ndcg_k)}"] = ndcg_at_k(ranks, ndcg_k)
+    out["rank_distance"] = rank_distance(ranks)
+    out["n_relevant"] = _n_relevant(ranks).astype(np.int64)
+    return out
+
+
+def mean_ignoring_missing(values: np.ndarray) -> tuple[float, int]:
+    """(mean over finite entries, number of non-finite entries excluded); mean is NaN if none finite."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    finite = np.isfinite(values)
+    n_missing = int(values.size - np.count_nonzero(finite))
+    # Avoid numpy's "mean of empty slice" RuntimeWarning: an all-missing column is a valid outcome.
+    mean = float(values[finite].mean()) if finite.any() else float("nan")
+    return mean, n_missing

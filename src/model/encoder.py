@@ -1,0 +1,177 @@
+"""Bi-encoder: a Hugging Face encoder + pooling + L2 normalisation, shared by queries and passages."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+Pooling = Literal["mean", "cls", "pooler"]
+Side = Literal["query", "passage"]
+ENCODER_FILE = "xlir_encoder.json"  # pooling/prefix/length settings saved next to an exported model
+
+
+def looks_like_local_path(name: str) -> bool:
+    """True for names a user means as a folder (absolute, ./, ../, ~), not a hub id like org/model."""
+    return name.startswith(("/", "./", "../", "~")) or os.path.isdir(os.path.expanduser(name))
+
+
+def check_pretrained(name: str) -> None:
+    """Fail early, naming `model.pretrained`, when a local model folder is missing or incomplete."""
+    if not looks_like_local_path(name):
+        return
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"model.pretrained={name}: folder does not exist")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"model.pretrained={name}: no config.json (not a Hugging Face model folder)")
+    tokenizer_files = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
+    if not any((path / f).is_file() for f in tokenizer_files):
+        raise FileNotFoundError(
+            f"model.pretrained={name}: holds no tokenizer (expected one of {', '.join(tokenizer_files)})"
+        )
+
+
+class BiEncoder(nn.Module):
+    """Shared-weight dual encoder; `encode` maps padded token ids to unit-length sentence vectors."""
+
+    def __init__(
+        self,
+        pretrained: str,
+        pooling: Pooling = "mean",
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        max_query_length: int = 64,
+        max_passage_length: int = 128,
+        normalize: bool = True,
+        freeze_embeddings: bool = False,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        if pooling not in ("mean", "cls", "pooler"):
+            raise ValueError(f"model.pooling={pooling!r}: expected one of mean, cls, pooler")
+        check_pretrained(pretrained)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(pretrained)
+            self.model = AutoModel.from_pretrained(pretrained)
+        except OSError as err:
+            raise OSError(
+                f"model.pretrained={pretrained}: could not load it ({err}). Hub names need internet; "
+                f"offline, point model.pretrained at a local folder or use model=me5_small_bundled"
+            ) from err
+        self.pretrained = pretrained
+        self.pooling = pooling
+        self.prefixes = {"query": query_prefix, "passage": passage_prefix}
+        self.max_lengths = {"query": max_query_length, "passage": max_passage_length}
+        self.normalize = normalize
+        if freeze_embeddings:
+            # The word-embedding matrix is most of a multilingual model's parameters (96M of mE5-small's
+            # 118M); freezing it keeps the vocabulary aligned across languages and halves step time.
+            for p in self.model.get_input_embeddings().parameters():
+                p.requires_grad_(False)
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.model.config.hidden_size)
+
+    def tokenize(
+        self, texts: Sequence[str], side: Side, contexts: Sequence[str] | None = None
+    ) -> dict[str, list[list[int]]]:
+        """Token ids without padding; the side picks prefix and max length, contexts form a second segment."""
+        prefix = self.prefixes[side]
+        first = [prefix + t for t in texts]
+        kwargs = dict(truncation="only_second" if contexts is not None else True, max_length=self.max_lengths[side])
+        if contexts is not None:
+            enc = self.tokenizer(first, list(contexts), **kwargs)
+        else:
+            enc = self.tokenizer(first, **kwargs)
+        return {k: v for k, v in enc.items() if k in ("input_ids", "token_type_ids")}
+
+    def pad(self, features: dict[str, list[list[int]]]) -> dict[str, torch.Tensor]:
+        """Pad a list of token-id rows to the longest one, with an attention mask."""
+        ids = features["input_ids"]
+        n, width = len(ids), max((len(r) for r in ids), default=1)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        out = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in features:
+            tt = torch.zeros((n, width), dtype=torch.long)
+            for i, row in enumerate(features["token_type_ids"]):
+                tt[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+            out["token_type_ids"] = tt
+        return out
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """Sentence embeddings (batch, dim) for padded token ids."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        if self.pooling == "mean":
+            m = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+            emb = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp_min(1.0)
+        elif self.pooling == "cls":
+            emb = out.last_hidden_state[:, 0]
+        else:
+            emb = out.pooler_output
+        emb = emb.float()
+        return nn.functional.normalize(emb, dim=-1) if self.normalize else emb
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: Sequence[str],
+        side: Side,
+        contexts: Sequence[str] | None = None,
+        batch_size: int = 128,
+        autocast_dtype: torch.dtype | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed texts: sorted by length, padded per batch, one host copy at the end; rows in input order."""
+        device = next(self.parameters()).device
+        features = self.tokenize(texts, side, contexts)
+        lengths = np.fromiter((len(r) for r in features["input_ids"]), dtype=np.int64, count=len(texts))
+        order = np.argsort(-lengths, kind="stable")  # longest first: the peak-memory batch comes first
+        out = torch.empty((len(texts), self.dim), dtype=torch.float32, device=device)
+        was_training = self.training
+        self.eval()
+        try:
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = self.pad({k: [v[i] for i in idx] for k, v in features.items()})
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    out[torch.as_tensor(idx, device=device)] = self(**batch)
+                if on_batch is not None:
+                    on_batch(len(idx))
+        finally:
+            self.train(was_training)
+        return out.cpu().numpy()
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write a standard Hugging Face folder plus the pooling/prefix settings needed to reuse it."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        settings = {
+            "pooling": self.pooling,
+            "query_prefix": self.prefixes["query"],
+            "passage_prefix": self.prefixes["passage"],
+            "max_query_length": self.max_lengths["query"],
+            "max_passage_length": self.max_lengths["passage"],
+            "normalize": self.normalize,
+        }
+        (out / ENCODER_FILE).write_text(json.dumps(settings, indent=2))
+        return out

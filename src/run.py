@@ -1,0 +1,126 @@
+"""Train a multilingual bi-encoder with X-X / X-Y / hybrid batches, evaluate zero-shot, log to MLflow.
+
+    python -m src.run sampling=hybrid model=labse
+    python -m src.run -m sampling=xx,xy,hybrid seed=1,2,3
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from src.config import ConfigError, validate
+
+
+def _tags(cfg: DictConfig) -> dict[str, str]:
+    """Searchable MLflow tags: what was trained on what, and from which commit."""
+    from src.tracking.mlflow import git_commit
+
+    return {
+        "model": cfg.model.name,
+        "sampling": cfg.sampling.name,
+        "alpha": str(cfg.sampling.alpha),
+        "train_data": cfg.data.train.name,
+        "eval_data": ",".join(cfg.data.eval.keys()),
+        "seed": str(cfg.seed),
+        "git_commit": git_commit(Path(__file__).resolve().parent.parent),
+    }
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """The whole recipe, top to bottom: validate, load, build, fit, evaluate, export, close the run."""
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+
+    from src.data.datamodule import PairDataModule
+    from src.data.lareqa import load_lareqa
+    from src.data.pairs import build_pairs
+    from src.model.module import RetrievalModule
+    from src.tracking import mlflow as tracking
+
+    # 1. Config and data first: every bad input fails here, before a model loads or a run opens.
+    validate(cfg)
+    if cfg.data.train is None:
+        raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
+    pl.seed_everything(cfg.seed, workers=True)
+    train_set = load_lareqa(cfg.data.train.path, list(cfg.data.train.languages), cfg.data.train.name)
+    eval_sets = {name: load_lareqa(d.path, list(d.languages), name) for name, d in cfg.data.eval.items()}
+    pairs = build_pairs(train_set, cfg.data.train.candidate_text, cfg.data.train.hard_negatives, cfg.seed)
+    sampler = instantiate(cfg.sampling.sampler)
+    sampler(q_lang=pairs.q_lang, p_lang=pairs.p_lang, xling_id=pairs.xling_id,
+            batch_size=cfg.data.batch_size, seed=cfg.seed)  # validates batch size vs. pools now
+
+    # 2. Model: build offline weights if the model config says how, then the encoder and the module.
+    pretrained = cfg.model.pretrained
+    if cfg.model.prepare is not None:
+        pretrained = instantiate(cfg.model.prepare)(texts=pairs.queries + pairs.passages)
+    encoder = instantiate(cfg.model.encoder, pretrained=pretrained)
+    module = RetrievalModule(
+        encoder=encoder,
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optim.optimizer),
+        warmup_ratio=cfg.optim.warmup_ratio,
+        name=cfg.model.name,
+    )
+    out_dir = Path(cfg.paths.output_dir)
+    datamodule = PairDataModule(
+        pairs, encoder, sampler, cfg.data.batch_size, cfg.seed,
+        cache_dir=Path(cfg.paths.cache_dir) / "tokenized", num_workers=cfg.data.num_workers,
+    )
+
+    # 3. Tracking and trainer.
+    from src.tracking.mlflow import run_name
+
+    name = cfg.logger.run_name or run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed)
+    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, _tags(cfg))
+    callbacks = []
+    for key, cb_cfg in (cfg.callbacks or {}).items():
+        cb = instantiate(cb_cfg)
+        callbacks.append(cb(datasets=eval_sets) if key == "retrieval_eval" else cb)
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    evaluator = next((c for c in callbacks if hasattr(c, "last_metrics")), None)
+
+    # 4. Fit (the callback evaluates at the end), export, record, close the run.
+    status = "FAILED"
+    try:
+        if trainer.is_global_zero:
+            tracking.log_config(logger, cfg, out_dir)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        result: dict[str, Any] = dict(evaluator.last_metrics) if evaluator else {}
+        if trainer.is_global_zero:
+            ckpt = out_dir / "checkpoints" / "last.ckpt"
+            trainer.save_checkpoint(ckpt)
+            result["checkpoint"] = str(ckpt)
+            if cfg.export_model:
+                result["exported_model"] = str(encoder.save(out_dir / "model"))
+            metrics_file = out_dir / "metrics.json"
+            metrics_file.write_text(json.dumps(result, indent=2, sort_keys=True))
+            tracking.log_artifact(logger, metrics_file)
+            logger.experiment.set_tag(logger.run_id, "checkpoint", str(ckpt))
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if trainer.is_global_zero:
+            tracking.close_run(logger, status)
+    if trainer.is_global_zero:
+        print(f"MLflow run: {tracking.run_url(logger)}")
+        print(f"Run folder: {out_dir}  (checkpoint: {result.get('checkpoint')}, model: {result.get('exported_model')})")
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""MLflow tracking: the logger, run naming, tags, config params/artifacts and the final run status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+
+class XlirMLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger, except that a successful fit leaves the run open.
+
+    Evaluation and export happen after `trainer.fit`; the entry point marks the run FINISHED only when
+    all of it worked, so a run that failed later is never reported as finished.
+    """
+
+    def finalize(self, status: str = "success") -> None:
+        """Close the run only on failure; success is declared by `close_run`."""
+        if status in ("success", "finished"):
+            return
+        super().finalize(status)
+
+
+def resolve_tracking_uri(configured: str) -> str:
+    """`MLFLOW_TRACKING_URI` wins over the config, so a remote server needs no config change."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or configured
+
+
+def git_commit(root: str | Path = ".") -> str:
+    """Current commit of the project checkout, or 'unknown' outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(cfg: Mapping[str, Any] | DictConfig, prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested config to `a.b.c` keys (lists kept as their string form)."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():  # type: ignore[union-attr]
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def run_name(model: str, sampling: str, alpha: float | None, seed: int) -> str:
+    """Readable run name, e.g. `me5_small_bundled-hybrid-a0.5-seed42`."""
+    mid = f"{sampling}-a{alpha:g}" if alpha is not None else sampling
+    return f"{model}-{mid}-seed{seed}"
+
+
+def build_logger(
+    experiment_name: str, tracking_uri: str, name: str, tags: Mapping[str, str], run_id: str | None = None
+) -> XlirMLFlowLogger:
+    """Create (or reopen, given run_id) the MLflow run; fails fast naming the URI when it is unreachable."""
+    uri = resolve_tracking_uri(tracking_uri)
+    logger = XlirMLFlowLogger(
+        experiment_name=experiment_name, tracking_uri=uri, run_name=name, tags=dict(tags), run_id=run_id
+    )
+    try:
+        _ = logger.experiment, logger.run_id  # creates the experiment and run now, not at the first metric
+    except Exception as err:  # noqa: BLE001 - any client error means the store is unusable
+        raise ConnectionError(f"MLflow tracking store {uri} is unreachable or unusable: {err}") from err
+    return logger
+
+
+def log_config(logger: MLFlowLogger, cfg: DictConfig, run_dir: str | Path) -> Path:
+    """Composed config as flattened params and as `config.yaml` artifact (also kept in the run folder)."""
+    logger.log_hyperparams(flatten(cfg))
+    path = Path(run_dir) / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    logger.experiment.log_artifact(logger.run_id, str(path))
+    return path
+
+
+def log_artifact(logger: MLFlowLogger, path: str | Path, artifact_path: str | None = None) -> None:
+    """Upload one file or folder to the run."""
+    p = Path(path)
+    if p.is_dir():
+        logger.experiment.log_artifacts(logger.run_id, str(p), artifact_path)
+    else:
+        logger.experiment.log_artifact(logger.run_id, str(p), artifact_path)
+
+
+def close_run(logger: MLFlowLogger, status: str = "FINISHED") -> None:
+    """Set the run's terminal status (FINISHED, FAILED or KILLED)."""
+    logger.experiment.set_terminated(logger.run_id, status)
+
+
+def run_url(logger: MLFlowLogger) -> str:
+    """Where to find the run: tracking URI, experiment and run id."""
+    return f"{logger._tracking_uri} experiment={logger.experiment_id} run={logger.run_id}"

@@ -1,0 +1,75 @@
+"""Every config group option composes and validates; wrong keys and values fail naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from src.config import ConfigError, validate
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def options(group: str) -> list[str]:
+    """Selectable options of a config group (files starting with _ are shared bases)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def make_cfg(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=["paths.output_dir=/tmp/xlir-test", *overrides])
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"model={m}" for m in options("model")]
+    + [f"sampling={s}" for s in options("sampling")]
+    + [f"trainer={t}" for t in options("trainer")]
+    + [f"experiment={e}" for e in options("experiment")]
+    + [f"data={d}" for d in options("data")],
+)
+def test_every_option_composes_and_validates(override: str) -> None:
+    cfg = make_cfg(override)
+    validate(cfg)
+    assert cfg.model.encoder._target_ == "src.model.encoder.BiEncoder"
+
+
+def test_group_options_exist() -> None:
+    assert options("model") == ["labse", "mbert", "me5_small", "me5_small_bundled", "tiny", "xlmr"]
+    assert options("sampling") == ["hybrid", "xx", "xx_mixed", "xy"]
+    assert options("trainer") == ["cpu", "ddp", "gpu"]
+
+
+def test_default_composition() -> None:
+    cfg = make_cfg()
+    assert (cfg.model.name, cfg.sampling.name, cfg.sampling.alpha) == ("me5_small_bundled", "hybrid", 0.5)
+    assert cfg.data.train.name == "mlqa_r" and list(cfg.data.eval) == ["xquad_r"]
+    assert cfg.logger.tracking_uri == "sqlite:///mlflow.db"
+
+
+def test_paper_preset() -> None:
+    cfg = make_cfg("experiment=paper_labse")
+    assert cfg.model.pretrained == "sentence-transformers/LaBSE"
+    assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.data.batch_size, cfg.sampling.alpha) == (3e-5, 0.01, 100, 0.5)
+    assert cfg.optim.optimizer._target_ == "torch.optim.AdamW"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["sampling.alpha=1.5"], "sampling.alpha"),
+        (["sampling.alpha=-0.1"], "sampling.alpha"),
+        (["loss.temperature=0"], "loss.temperature"),
+        (["data.batch_size=many"], "data.batch_size"),
+        (["+model.poolin=cls"], "model.poolin"),
+        (["model.pooling=max"], "model.pooling"),
+        (["data.train.languages=[en,english]"], "languages"),
+        (["optim.warmup_ratio=2"], "optim.warmup_ratio"),
+    ],
+)
+def test_bad_values_name_the_key(overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(make_cfg(*overrides))
