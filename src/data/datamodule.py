@@ -110,6 +110,9 @@ class PairDataModule(LightningDataModule):
         world, rank = 1, 0
         if self.trainer is not None:
             world, rank = self.trainer.world_size, self.trainer.global_rank
+        current = self.batch_sampler
+        if current is not None and (current.num_replicas, current.rank) == (world, rank):
+            return  # keep the sampler (and any resumed position) across repeated setup calls
         self.batch_sampler = self.sampler_factory(
             q_lang=self.pairs.q_lang,
             p_lang=self.pairs.p_lang,

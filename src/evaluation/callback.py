@@ -63,7 +63,7 @@ def evaluate_sets(
 def summary_table(metrics: Mapping[str, float], names: Sequence[str]) -> Table:
     """Rich table: one row per evaluation set and setting, macro-averaged metrics as columns."""
     table = Table(title="zero-shot retrieval")
-    cols = ["map", "r@1", "r@10", "mrr", "ndcg@10"]
+    cols = ["map", "r1", "r10", "mrr", "ndcg10"]
     table.add_column("set / setting")
     for c in cols:
         table.add_column(c, justify="right")

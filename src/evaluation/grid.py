@@ -19,6 +19,11 @@ EncodeFn = Callable[[Sequence[str], str, Sequence[str] | None], np.ndarray]
 KS = (1, 10)
 
 
+def metric_key(name: str) -> str:
+    """Metric name as logged: MLflow keys allow no '@', so `r@10` is logged as `r10`, `ndcg@10` as `ndcg10`."""
+    return name.replace("@", "")
+
+
 @dataclass
 class Embeddings:
     """Each language's question and candidate embeddings, rows in the dataset's record order."""
@@ -48,22 +53,23 @@ class GridResult:
         """Flat `{dataset}/{setting}/{metric}[/{lang or pair}]` keys: macro averages, rows, pairs, bias."""
         d, langs, out = self.dataset, self.languages, {}
         for m in metrics:
+            key = metric_key(m)
             mono = [self.pair_mean(x, x, m)[0] for x in langs]
             cross_rows = []
             for x in langs:
-                out[f"{d}/mono/{m}/{x}-{x}"] = self.pair_mean(x, x, m)[0]
+                out[f"{d}/mono/{key}/{x}-{x}"] = self.pair_mean(x, x, m)[0]
                 row = []
                 for y in langs:
                     if y != x:
                         value = self.pair_mean(x, y, m)[0]
-                        out[f"{d}/cross/{m}/{x}-{y}"] = value
+                        out[f"{d}/cross/{key}/{x}-{y}"] = value
                         row.append(value)
-                out[f"{d}/cross/{m}/{x}"] = float(np.nanmean(row)) if row else float("nan")
-                cross_rows.append(out[f"{d}/cross/{m}/{x}"])
-                out[f"{d}/multi/{m}/{x}"] = self.multi_mean(x, m)[0]
-            out[f"{d}/mono/{m}"] = float(np.nanmean(mono))
-            out[f"{d}/cross/{m}"] = float(np.nanmean(cross_rows)) if len(langs) > 1 else float("nan")
-            out[f"{d}/multi/{m}"] = float(np.nanmean([out[f"{d}/multi/{m}/{x}"] for x in langs]))
+                out[f"{d}/cross/{key}/{x}"] = float(np.nanmean(row)) if row else float("nan")
+                cross_rows.append(out[f"{d}/cross/{key}/{x}"])
+                out[f"{d}/multi/{key}/{x}"] = self.multi_mean(x, m)[0]
+            out[f"{d}/mono/{key}"] = float(np.nanmean(mono))
+            out[f"{d}/cross/{key}"] = float(np.nanmean(cross_rows)) if len(langs) > 1 else float("nan")
+            out[f"{d}/multi/{key}"] = float(np.nanmean([out[f"{d}/multi/{key}/{x}"] for x in langs]))
         for x in langs:
             out[f"{d}/multi/rank_distance/{x}"] = self.multi_mean(x, "rank_distance")[0]
         out[f"{d}/multi/rank_distance"] = float(np.nanmean([out[f"{d}/multi/rank_distance/{x}"] for x in langs]))
