@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -84,7 +84,7 @@ class TrainSetSchema(DatasetSchema):
 
 @dataclass
 class DataSchema:
-    train: Optional[TrainSetSchema] = None
+    train: TrainSetSchema | None = None
     eval: dict[str, DatasetSchema] = field(default_factory=dict)
     batch_size: int = 32
     num_workers: int = 0
@@ -97,7 +97,7 @@ class DataSchema:
 @dataclass
 class SamplingSchema:
     name: str = "???"
-    alpha: Optional[float] = None
+    alpha: float | None = None
     sampler: Any = None
 
     def __post_init__(self) -> None:
@@ -134,7 +134,7 @@ class OptimSchema:
 class LoggerSchema:
     experiment_name: str = "xlir"
     tracking_uri: str = "sqlite:///mlflow.db"
-    run_name: Optional[str] = None
+    run_name: str | None = None
 
 
 @dataclass
@@ -152,7 +152,7 @@ class EvalSchema:
 class ConfigSchema:
     task_name: str = "train"
     seed: int = 42
-    ckpt_path: Optional[str] = None
+    ckpt_path: str | None = None
     export_model: bool = True
     paths: PathsSchema = MISSING
     model: ModelSchema = MISSING

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from src.data.lareqa import LareqaDataset
-from src.evaluation.grid import GridResult, encode_dataset, score_grid
+from src.evaluation.grid import Embeddings, GridResult, encode_dataset, score_grid
 
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "bf16-true": torch.bfloat16}
 
@@ -20,6 +21,24 @@ AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "bf16-true"
 def autocast_dtype(precision: str | int | None) -> torch.dtype | None:
     """The autocast dtype matching a Lightning precision string (None for full precision)."""
     return AUTOCAST.get(str(precision))
+
+
+def encode_with_progress(
+    encoder: Any, ds: LareqaDataset, batch_size: int, candidate_text: str, dtype: torch.dtype | None,
+    console: Console | None = None,
+) -> Embeddings:
+    """Encode one evaluation set once, with a progress bar over all its texts."""
+    columns = (TextColumn(f"[bold]encoding {ds.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(ds.name, total=ds.num_questions + ds.num_candidates)
+
+        def encode(texts: Sequence[str], side: str, ctx: Sequence[str] | None) -> Any:
+            return encoder.encode(
+                texts, side, ctx, batch_size=batch_size, autocast_dtype=dtype,
+                on_batch=lambda n: progress.advance(task, n),
+            )
+
+        return encode_dataset(ds, encode, candidate_text)
 
 
 def evaluate_sets(
@@ -33,23 +52,9 @@ def evaluate_sets(
     """Encode and score every evaluation set; returns flat metrics and the per-query grid results."""
     metrics: dict[str, float] = {}
     results: dict[str, GridResult] = {}
-    dtype = autocast_dtype(precision)
     for name, ds in datasets.items():
-        total = ds.num_questions + ds.num_candidates
         t0 = time.perf_counter()
-        with Progress(
-            TextColumn(f"[bold]encoding {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True,
-        ) as progress:
-            task = progress.add_task(name, total=total)
-            emb = encode_dataset(
-                ds,
-                lambda texts, side, ctx: encoder.encode(
-                    texts, side, ctx, batch_size=batch_size, autocast_dtype=dtype,
-                    on_batch=lambda n: progress.advance(task, n),
-                ),
-                candidate_text,
-            )
+        emb = encode_with_progress(encoder, ds, batch_size, candidate_text, autocast_dtype(precision), console)
         t1 = time.perf_counter()
         res = score_grid(ds, emb)
         t2 = time.perf_counter()

@@ -6,8 +6,8 @@ candidates of all languages, where every parallel answer sentence is relevant).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -90,7 +91,7 @@ class BiEncoder(nn.Module):
         """Token ids without padding; the side picks prefix and max length, contexts form a second segment."""
         prefix = self.prefixes[side]
         first = [prefix + t for t in texts]
-        kwargs = dict(truncation="only_second" if contexts is not None else True, max_length=self.max_lengths[side])
+        kwargs = {"truncation": "only_second" if contexts is not None else True, "max_length": self.max_lengths[side]}
         if contexts is not None:
             enc = self.tokenizer(first, list(contexts), **kwargs)
         else:

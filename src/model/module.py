@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
@@ -74,7 +75,7 @@ class RetrievalModule(LightningModule):
             (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
         optimizer = self.optimizer_factory([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(math.ceil(self.warmup_ratio * total))
+        warmup = math.ceil(self.warmup_ratio * total)
 
         def schedule(step: int) -> float:
             if step < warmup:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def prepare_bundled(out_dir: str | Path, texts: Sequence[str] | None = None) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
@@ -71,7 +72,7 @@ def build_logger(
     )
     try:
         _ = logger.experiment, logger.run_id  # creates the experiment and run now, not at the first metric
-    except Exception as err:  # noqa: BLE001 - any client error means the store is unusable
+    except Exception as err:
         raise ConnectionError(f"MLflow tracking store {uri} is unreachable or unusable: {err}") from err
     return logger
 

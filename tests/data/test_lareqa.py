@@ -10,8 +10,8 @@ import pytest
 from src.data.lareqa import DataFormatError, load_lareqa
 from tests.conftest import lareqa_json
 
-XQUAD = "ar de el en es hi ru th tr vi zh".split()
-MLQA = "ar de en es hi vi zh".split()
+XQUAD = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
+MLQA = ["ar", "de", "en", "es", "hi", "vi", "zh"]
 
 
 def test_fixture_records(lareqa_dir: Path) -> None:

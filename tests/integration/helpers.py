@@ -16,7 +16,7 @@ def run_module(module: str, *overrides: str, timeout: int = 900, env: dict | Non
                 "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *overrides], cwd=ROOT, env=full_env, capture_output=True, text=True,
-        timeout=timeout,
+        timeout=timeout, check=False,
     )
 
 
