@@ -141,11 +141,19 @@ class LoggerSchema:
 class EvalSchema:
     batch_size: int = 128
     candidate_text: str = "sentence"
+    allow_overlap: bool = False
+    overlap_min_chars: int = 10
+    exports: bool = True
+    trec_depth: int = 100
+    save_embeddings: bool = False
+    log_large_artifacts: bool = False
 
     def __post_init__(self) -> None:
         _check(self.batch_size > 0, "eval.batch_size", "> 0", self.batch_size)
         _check(self.candidate_text in ("sentence", "sentence_context"), "eval.candidate_text",
                "sentence or sentence_context", self.candidate_text)
+        _check(self.trec_depth >= 0, "eval.trec_depth", ">= 0 (0 = full ranking)", self.trec_depth)
+        _check(self.overlap_min_chars >= 0, "eval.overlap_min_chars", ">= 0", self.overlap_min_chars)
 
 
 @dataclass

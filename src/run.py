@@ -17,29 +17,16 @@ from omegaconf import DictConfig
 from src.config import ConfigError, validate
 
 
-def _tags(cfg: DictConfig) -> dict[str, str]:
-    """Searchable MLflow tags: what was trained on what, and from which commit."""
-    from src.tracking.mlflow import git_commit
-
-    return {
-        "model": cfg.model.name,
-        "sampling": cfg.sampling.name,
-        "alpha": str(cfg.sampling.alpha),
-        "train_data": cfg.data.train.name,
-        "eval_data": ",".join(cfg.data.eval.keys()),
-        "seed": str(cfg.seed),
-        "git_commit": git_commit(Path(__file__).resolve().parent.parent),
-    }
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """The whole recipe, top to bottom: validate, load, build, fit, evaluate, export, close the run."""
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
+    from src.builders import build_encoder, load_eval_sets, tags
     from src.data.datamodule import PairDataModule
     from src.data.lareqa import load_lareqa
     from src.data.pairs import build_pairs
+    from src.evaluation.guard import check_zero_shot
     from src.model.module import RetrievalModule
     from src.tracking import mlflow as tracking
 
@@ -49,17 +36,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
     pl.seed_everything(cfg.seed, workers=True)
     train_set = load_lareqa(cfg.data.train.path, list(cfg.data.train.languages), cfg.data.train.name)
-    eval_sets = {name: load_lareqa(d.path, list(d.languages), name) for name, d in cfg.data.eval.items()}
+    eval_sets = load_eval_sets(cfg)
     pairs = build_pairs(train_set, cfg.data.train.candidate_text, cfg.data.train.hard_negatives, cfg.seed)
+    overlap = check_zero_shot(pairs.queries + pairs.passages, eval_sets, cfg.eval.allow_overlap,
+                              cfg.eval.overlap_min_chars)
     sampler = instantiate(cfg.sampling.sampler)
     sampler(q_lang=pairs.q_lang, p_lang=pairs.p_lang, xling_id=pairs.xling_id,
             batch_size=cfg.data.batch_size, seed=cfg.seed)  # validates batch size vs. pools now
 
     # 2. Model: build offline weights if the model config says how, then the encoder and the module.
-    pretrained = cfg.model.pretrained
-    if cfg.model.prepare is not None:
-        pretrained = instantiate(cfg.model.prepare)(texts=pairs.queries + pairs.passages)
-    encoder = instantiate(cfg.model.encoder, pretrained=pretrained)
+    encoder = build_encoder(cfg, texts=pairs.queries + pairs.passages)
     module = RetrievalModule(
         encoder=encoder,
         loss=instantiate(cfg.loss),
@@ -77,7 +63,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from src.tracking.mlflow import run_name
 
     name = cfg.logger.run_name or run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed)
-    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, _tags(cfg))
+    run_tags = {**tags(cfg, "train"), "zero_shot_check": f"{'passed' if not overlap.total else 'overlap allowed'}: "
+            f"{overlap.total} overlapping texts"}
+    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, run_tags)
     callbacks = []
     for key, cb_cfg in (cfg.callbacks or {}).items():
         cb = instantiate(cb_cfg)
@@ -98,6 +86,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             result["checkpoint"] = str(ckpt)
             if cfg.export_model:
                 result["exported_model"] = str(encoder.save(out_dir / "model"))
+            if (out_dir / "eval").is_dir():
+                large = () if cfg.eval.log_large_artifacts else ("trec", "embeddings")
+                tracking.log_artifact(logger, out_dir / "eval", "eval", skip=large)
             metrics_file = out_dir / "metrics.json"
             metrics_file.write_text(json.dumps(result, indent=2, sort_keys=True))
             tracking.log_artifact(logger, metrics_file)

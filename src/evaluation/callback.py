@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -48,21 +49,22 @@ def evaluate_sets(
     candidate_text: str = "sentence",
     precision: str | None = None,
     console: Console | None = None,
-) -> tuple[dict[str, float], dict[str, GridResult]]:
-    """Encode and score every evaluation set; returns flat metrics and the per-query grid results."""
+) -> tuple[dict[str, float], dict[str, GridResult], dict[str, Embeddings]]:
+    """Encode and score every evaluation set; returns flat metrics, per-query results and embeddings."""
     metrics: dict[str, float] = {}
     results: dict[str, GridResult] = {}
+    embeddings: dict[str, Embeddings] = {}
     for name, ds in datasets.items():
         t0 = time.perf_counter()
         emb = encode_with_progress(encoder, ds, batch_size, candidate_text, autocast_dtype(precision), console)
         t1 = time.perf_counter()
         res = score_grid(ds, emb)
         t2 = time.perf_counter()
-        results[name] = res
+        results[name], embeddings[name] = res, emb
         metrics.update(res.summary())
         metrics[f"{name}/time/encode_s"] = t1 - t0
         metrics[f"{name}/time/score_s"] = t2 - t1
-    return metrics, results
+    return metrics, results, embeddings
 
 
 def summary_table(metrics: Mapping[str, float], names: Sequence[str]) -> Table:
@@ -94,6 +96,10 @@ class RetrievalEvalCallback(Callback):
         batch_size: int = 128,
         candidate_text: str = "sentence",
         at_train_end: bool = True,
+        exports: bool = True,
+        export_dir: str | None = None,
+        trec_depth: int = 100,
+        save_embeddings: bool = False,
     ) -> None:
         super().__init__()
         if every_n_steps is not None and every_n_steps <= 0:
@@ -103,24 +109,38 @@ class RetrievalEvalCallback(Callback):
         self.batch_size = batch_size
         self.candidate_text = candidate_text
         self.at_train_end = at_train_end
+        self.export_dir = export_dir if exports else None
+        self.trec_depth = trec_depth
+        self.save_embeddings = save_embeddings
         self.last_metrics: dict[str, float] = {}
         self.last_results: dict[str, GridResult] = {}
+        self._last_embeddings: dict[str, Embeddings] = {}
         self._evaluated_step: int | None = None
 
     def run(self, trainer: Trainer, module: LightningModule) -> None:
-        """Evaluate now (rank 0 only; other ranks wait at a barrier)."""
+        """Evaluate now unless this step already was (rank 0 only; other ranks wait at a barrier)."""
         if not self.datasets or self._evaluated_step == trainer.global_step:
             return
         if trainer.is_global_zero:
-            metrics, results = evaluate_sets(
+            metrics, results, embeddings = evaluate_sets(
                 module.encoder, self.datasets, self.batch_size, self.candidate_text, str(trainer.precision)
             )
-            self.last_metrics, self.last_results = metrics, results
+            self.last_metrics, self.last_results, self._last_embeddings = metrics, results, embeddings
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
             Console().print(summary_table(metrics, list(self.datasets)))
         self._evaluated_step = trainer.global_step
         trainer.strategy.barrier("retrieval_eval")
+
+    def export(self) -> None:
+        """Write grid CSVs, heatmaps, TREC files and per-query metrics of the last evaluation."""
+        from src.evaluation.exports import export_all
+
+        if not self.export_dir or not self.last_results:
+            return
+        for name, ds in self.datasets.items():
+            export_all(ds, self._last_embeddings[name], self.last_results[name], Path(self.export_dir) / name,
+                       trec_depth=self.trec_depth, save_embeddings=self.save_embeddings)
 
     def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
         """Periodic evaluation every `every_n_steps` optimizer steps."""
@@ -130,4 +150,6 @@ class RetrievalEvalCallback(Callback):
     def on_train_end(self, trainer: Trainer, module: LightningModule) -> None:
         """Final evaluation while the model is still on its device."""
         if self.at_train_end:
-            self.run(trainer, module)
+            self.run(trainer, module)  # no-op when the periodic evaluation just ran at this step
+            if trainer.is_global_zero:
+                self.export()

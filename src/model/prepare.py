@@ -20,7 +20,10 @@ def prepare_tiny(out_dir: str | Path, texts: Sequence[str] | None = None, **tiny
     from src.model.tiny import build_tiny_model
 
     if not texts:
-        raise ValueError("model=tiny needs the training texts to train its WordPiece vocabulary (data.train)")
+        raise ValueError(
+            "model=tiny needs the training texts to train its WordPiece vocabulary (data.train); "
+            "to evaluate a trained tiny model use model.pretrained=<its exported model folder>"
+        )
     digest = hashlib.sha256(repr(sorted(tiny_kwargs.items())).encode())
     for t in texts:
         digest.update(t.encode())

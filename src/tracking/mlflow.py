@@ -87,13 +87,22 @@ def log_config(logger: MLFlowLogger, cfg: DictConfig, run_dir: str | Path) -> Pa
     return path
 
 
-def log_artifact(logger: MLFlowLogger, path: str | Path, artifact_path: str | None = None) -> None:
-    """Upload one file or folder to the run."""
+def log_artifact(
+    logger: MLFlowLogger, path: str | Path, artifact_path: str | None = None, skip: tuple[str, ...] = ()
+) -> None:
+    """Upload one file, or a folder's files except the subfolders named in `skip`."""
     p = Path(path)
-    if p.is_dir():
-        logger.experiment.log_artifacts(logger.run_id, str(p), artifact_path)
-    else:
+    if not p.is_dir():
         logger.experiment.log_artifact(logger.run_id, str(p), artifact_path)
+        return
+    for child in sorted(p.iterdir()):
+        if child.name in skip:
+            continue
+        sub = f"{artifact_path}/{child.name}" if artifact_path else child.name
+        if child.is_dir():
+            log_artifact(logger, child, sub, skip)
+        else:
+            logger.experiment.log_artifact(logger.run_id, str(child), artifact_path)
 
 
 def close_run(logger: MLFlowLogger, status: str = "FINISHED") -> None:

@@ -49,3 +49,16 @@ def test_truncated_json(tmp_path: Path, lareqa_dir: Path, real_data: Path) -> No
 def test_batch_larger_than_distinct_ids(tmp_path: Path, real_data: Path, batch: str) -> None:
     out = _fails(tmp_path, batch, f"paths.data_dir={real_data.parent}")
     assert "batch_size" in out
+
+
+def test_zero_shot_overlap_is_refused(tmp_path: Path, real_data: Path) -> None:
+    # evaluating on the training set itself must trip the guard, with the count and examples
+    out = _fails(tmp_path, f"paths.data_dir={real_data.parent}",
+                 f"data.eval.xquad_r.path={real_data / 'mlqa-r'}", "data.eval.xquad_r.languages=[de,en]")
+    assert "zero-shot check failed" in out and "eval.allow_overlap" in out
+
+
+def test_missing_model_folder(tmp_path: Path, real_data: Path) -> None:
+    out = _fails(tmp_path, "model=labse", f"model.pretrained={tmp_path / 'no-model'}",
+                 f"paths.data_dir={real_data.parent}")
+    assert f"model.pretrained={tmp_path / 'no-model'}" in out and "does not exist" in out

@@ -1,4 +1,5 @@
-"""End to end: `python -m src.run` with the tiny model on the real data, read back through MLflow."""
+"""End to end: `python -m src.run` with the tiny model on the real data, read back through MLflow;
+then `python -m src.evaluate` on what it exported."""
 
 from __future__ import annotations
 
@@ -6,22 +7,37 @@ import json
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from tests.integration.helpers import mlflow_runs, run_module
 
 TINY = ["model=tiny", "trainer.max_steps=12", "data.batch_size=16", "trainer.log_every_n_steps=2",
-        "trainer.precision=32-true"]
+        "trainer.precision=32-true", "eval.trec_depth=5"]
 
 
-def test_tiny_run_logs_params_metrics_artifacts(tmp_path: Path, real_data: Path) -> None:
-    db = tmp_path / "mlflow.db"
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[Path, Path, str]:
+    """One tiny training run shared by the tests of this module: (store, run folder, stdout)."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    db, out = tmp / "mlflow.db", tmp / "run"
     proc = run_module(
         "src.run", *TINY, f"paths.data_dir={real_data.parent}", f"logger.tracking_uri=sqlite:///{db}",
         f"hydra.run.dir={out}", "callbacks.retrieval_eval.every_n_steps=6",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "MLflow run:" in proc.stdout
+    return db, out, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def real_data() -> Path:
+    from tests.conftest import REAL_DATA
+
+    return REAL_DATA
+
+
+def test_tiny_run_logs_params_metrics_artifacts(tiny_run: tuple[Path, Path, str]) -> None:
+    db, out, stdout = tiny_run
+    assert "MLflow run:" in stdout and "zero-shot retrieval" in stdout
     runs = mlflow_runs(db)
     assert len(runs) == 1
     run = runs[0]
@@ -30,32 +46,54 @@ def test_tiny_run_logs_params_metrics_artifacts(tmp_path: Path, real_data: Path)
     assert run.data.params["sampling.name"] == "hybrid" and run.data.params["data.batch_size"] == "16"
     assert run.data.tags["model"] == "tiny" and run.data.tags["train_data"] == "mlqa_r"
     assert run.data.tags["eval_data"] == "xquad_r" and run.data.tags["alpha"] == "0.5"
+    assert run.data.tags["zero_shot_check"] == "passed: 0 overlapping texts"
     m = run.data.metrics
-    for key in ("train/loss", "xquad_r/mono/map", "xquad_r/cross/map", "xquad_r/multi/map",
-                "xquad_r/multi/rank_distance", "xquad_r/cross/map/de-zh"):
+    for key in ("train/loss", "train/lr", "xquad_r/mono/map", "xquad_r/cross/map", "xquad_r/multi/map",
+                "xquad_r/multi/rank_distance", "xquad_r/cross/map/de-zh", "xquad_r/cross/map/de",
+                "xquad_r/mono/r1", "xquad_r/multi/r10", "xquad_r/mono/ndcg10", "xquad_r/cross/mrr"):
         assert key in m, key
     assert 0.0 < m["xquad_r/mono/map"] <= 1.0
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     history = client.get_metric_history(run.info.run_id, "xquad_r/mono/map")
     assert sorted(h.step for h in history) == [6, 12]  # every 6 steps; the end of training is step 12
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "metrics.json"} <= artifacts
+    assert {"config.yaml", "metrics.json", "eval"} <= artifacts
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "eval/xquad_r")}
+    assert {"eval/xquad_r/grid_map.csv", "eval/xquad_r/heatmap_map.png", "eval/xquad_r/per_query.npz"} <= logged
+    assert "eval/xquad_r/trec" not in logged  # large: kept in the run folder only
+    assert (out / "eval" / "xquad_r" / "trec" / "run.cross.trec").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()
     exported = out / "model"
     assert (exported / "config.json").is_file() and (exported / "xlir_encoder.json").is_file()
-    assert json.loads((out / "metrics.json").read_text())["xquad_r/mono/map"] == pytest.approx(m["xquad_r/mono/map"])
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["xquad_r/mono/map"] == pytest.approx(m["xquad_r/mono/map"])
     from transformers import AutoModel, AutoTokenizer
 
     AutoModel.from_pretrained(exported), AutoTokenizer.from_pretrained(exported)
+
+
+def test_standalone_evaluate_matches_training_eval(tiny_run: tuple[Path, Path, str], real_data: Path) -> None:
+    db, out, _ = tiny_run
+    trained = json.loads((out / "metrics.json").read_text())
+    for extra in ([], [f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"]):
+        proc = run_module(
+            "src.evaluate", "model=tiny", f"model.pretrained={out / 'model'}", *extra, "eval.exports=false",
+            "trainer.precision=32-true", f"paths.data_dir={real_data.parent}",
+            f"logger.tracking_uri=sqlite:///{db}", f"hydra.run.dir={out.parent / 'eval'}",
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs = [r for r in mlflow_runs(db) if r.data.tags.get("task") == "evaluate"]
+        assert runs and runs[0].info.status == "FINISHED"
+        m = runs[0].data.metrics
+        for key in ("xquad_r/mono/map", "xquad_r/cross/map", "xquad_r/multi/map", "xquad_r/multi/rank_distance"):
+            assert m[key] == pytest.approx(trained[key], abs=1e-6), key
 
 
 def test_multirun_over_samplers(tmp_path: Path, real_data: Path) -> None:
     db = tmp_path / "mlflow.db"
     proc = run_module(
         "src.run", "-m", "sampling=xx,xy,hybrid", *TINY, "trainer.max_steps=4", "export_model=false",
-        f"paths.data_dir={real_data.parent}", f"logger.tracking_uri=sqlite:///{db}",
+        "eval.exports=false", f"paths.data_dir={real_data.parent}", f"logger.tracking_uri=sqlite:///{db}",
         f"hydra.sweep.dir={tmp_path / 'sweep'}", "data.eval.xquad_r.languages=[en,de,zh]",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

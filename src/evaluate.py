@@ -1,0 +1,100 @@
+"""Evaluate an encoder zero-shot on the configured sets, without training; logs its own MLflow run.
+
+    python -m src.evaluate model=me5_small_bundled data=xquad_r
+    python -m src.evaluate ckpt_path=outputs/train/.../checkpoints/last.ckpt
+    python -m src.evaluate model.pretrained=outputs/train/.../model
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from src.config import validate
+
+
+def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
+    """Load the encoder weights of a training checkpoint (LightningModule keys `encoder.*`)."""
+    import torch
+
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    weights = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    missing, unexpected = encoder.load_state_dict(weights, strict=False)
+    if unexpected or [m for m in missing if "pooler" not in m]:
+        raise ValueError(
+            f"ckpt_path={ckpt_path}: does not match model={encoder.pretrained} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Validate, load the sets, build the encoder, evaluate every set, log, close the run."""
+    import torch
+    from rich.console import Console
+
+    from src.builders import build_encoder, load_eval_sets, tags
+    from src.evaluation.callback import evaluate_sets, summary_table
+    from src.evaluation.exports import export_all
+    from src.tracking import mlflow as tracking
+
+    validate(cfg)
+    if not cfg.data.eval:
+        raise ValueError("data.eval is empty: choose evaluation sets, e.g. data=xquad_r")
+    eval_sets = load_eval_sets(cfg)
+    encoder = build_encoder(cfg)
+    if cfg.ckpt_path:
+        load_checkpoint_weights(encoder, cfg.ckpt_path)
+    if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto"):
+        encoder.cuda()
+    out_dir = Path(cfg.paths.output_dir)
+    name = cfg.logger.run_name or f"{cfg.model.name}-eval-{'-'.join(cfg.data.eval)}"
+    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, tags(cfg, "evaluate"))
+    status = "FAILED"
+    try:
+        tracking.log_config(logger, cfg, out_dir)
+        metrics, results, embeddings = evaluate_sets(
+            encoder, eval_sets, cfg.eval.batch_size, cfg.eval.candidate_text, str(cfg.trainer.precision)
+        )
+        logger.log_metrics(metrics, step=0)
+        if cfg.eval.exports:
+            for set_name, res in results.items():
+                folder = export_all(
+                    eval_sets[set_name], embeddings[set_name], res, out_dir / "eval" / set_name,
+                    trec_depth=cfg.eval.trec_depth, save_embeddings=cfg.eval.save_embeddings,
+                )
+                large = () if cfg.eval.log_large_artifacts else ("trec", "embeddings")
+                tracking.log_artifact(logger, folder, f"eval/{set_name}", skip=large)
+        metrics_file = out_dir / "metrics.json"
+        metrics_file.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        tracking.log_artifact(logger, metrics_file)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracking.close_run(logger, status)
+    Console().print(summary_table(metrics, list(eval_sets)))
+    for set_name in eval_sets:
+        print(f"{set_name}: encoding {metrics[f'{set_name}/time/encode_s']:.1f}s, "
+              f"scoring {metrics[f'{set_name}/time/score_s']:.1f}s")
+    print(f"MLflow run: {tracking.run_url(logger)}\nRun folder: {out_dir}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()
