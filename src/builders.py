@@ -10,9 +10,22 @@ from typing import Any
 from omegaconf import DictConfig
 
 from src.data.lareqa import LareqaDataset, load_lareqa
+from src.data.pairs import PairTable, build_pairs
 from src.model.encoder import ENCODER_FILE, BiEncoder
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def load_training_pairs(cfg: DictConfig, seed: int) -> PairTable:
+    """Training pairs from `data.train`: a LAReQA set (every language pair per question id) or a hub set."""
+    t = cfg.data.train
+    if t.kind == "hub":
+        from src.data.hub import build_parallel_pairs
+
+        return build_parallel_pairs(t.path, list(t.languages), dict(t.subsets), t.split, t.max_rows,
+                                    dict(t.columns) if t.hard_negatives else {**t.columns, "negative": None})
+    train_set = load_lareqa(t.path, list(t.languages), t.name)
+    return build_pairs(train_set, t.candidate_text, t.hard_negatives, seed)
 
 
 def load_eval_sets(cfg: DictConfig) -> dict[str, LareqaDataset]:

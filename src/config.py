@@ -75,9 +75,21 @@ class DatasetSchema:
 class TrainSetSchema(DatasetSchema):
     candidate_text: str = "sentence"
     hard_negatives: bool = True
+    # kind=hub (parallel hub datasets such as mMARCO): language -> dataset config, split, size, columns
+    subsets: dict[str, str] = field(default_factory=dict)
+    split: str = "train"
+    max_rows: int = 50_000
+    columns: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        if self.kind == "hub":
+            _check_languages("data.train.languages", self.languages)
+            missing = [lang for lang in self.languages if lang not in self.subsets]
+            _check(not missing, "data.train.subsets", f"a dataset config for every language (missing {missing})",
+                   dict(self.subsets))
+            _check(self.max_rows > 0, "data.train.max_rows", "> 0", self.max_rows)
+        else:
+            super().__post_init__()
         _check(self.candidate_text in ("sentence", "sentence_context"), "data.train.candidate_text",
                "sentence or sentence_context", self.candidate_text)
 

@@ -22,10 +22,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
-    from src.builders import build_encoder, load_eval_sets, tags
+    from src.builders import build_encoder, load_eval_sets, load_training_pairs, tags
     from src.data.datamodule import PairDataModule
-    from src.data.lareqa import load_lareqa
-    from src.data.pairs import build_pairs
     from src.evaluation.guard import check_zero_shot
     from src.model.module import RetrievalModule
     from src.tracking import mlflow as tracking
@@ -35,9 +33,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.data.train is None:
         raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
     pl.seed_everything(cfg.seed, workers=True)
-    train_set = load_lareqa(cfg.data.train.path, list(cfg.data.train.languages), cfg.data.train.name)
     eval_sets = load_eval_sets(cfg)
-    pairs = build_pairs(train_set, cfg.data.train.candidate_text, cfg.data.train.hard_negatives, cfg.seed)
+    pairs = load_training_pairs(cfg, cfg.seed)
     overlap = check_zero_shot(pairs.queries + pairs.passages, eval_sets, cfg.eval.allow_overlap,
                               cfg.eval.overlap_min_chars)
     sampler = instantiate(cfg.sampling.sampler)

@@ -67,6 +67,8 @@ class BiEncoder(nn.Module):
                 f"model.pretrained={pretrained}: could not load it ({err}). Hub names need internet; "
                 f"offline, point model.pretrained at a local folder or use model=me5_small_bundled"
             ) from err
+        # from_pretrained returns eval mode; training must see dropout as in the original fine-tuning recipes
+        self.model.train()
         self.pretrained = pretrained
         self.pooling = pooling
         self.prefixes = {"query": query_prefix, "passage": passage_prefix}
