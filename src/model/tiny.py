@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import tokenizers
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from src.fsutil import replace_dir
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MANIFEST_NAME = "xlir_manifest.json"
@@ -77,26 +78,6 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> Tokenizer:
     )
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     return tokenizer
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Atomically move the finished folder ``tmp`` to ``target``, replacing an existing one."""
-    aside = None
-    if target.exists():
-        # rename() cannot replace a non-empty directory, so move the old one out of the way first.
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, aside / target.name)
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        if aside is not None and not target.exists():
-            os.replace(aside / target.name, target)  # put the previous folder back
-        # A concurrent build of the same folder won the race; with the same inputs it is identical.
-        if not (target / MANIFEST_NAME).is_file():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 def build_tiny_model(
@@ -180,7 +161,7 @@ def build_tiny_model(
         tmp.chmod(0o755)
         for child in tmp.iterdir():
             child.chmod(0o644)
-        _replace_dir(tmp, target)
+        replace_dir(tmp, target, lambda folder: (folder / MANIFEST_NAME).is_file())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

