@@ -34,14 +34,14 @@ def verify(root: Path) -> list[str]:
     return [n for n, d in expected_hashes().items() if not (root / n).is_file() or sha256_file(root / n) != d]
 
 
-def download(out: Path) -> None:
+def download(out: Path, upstream: dict[str, str] = UPSTREAM) -> None:
     """Fetch every pinned file that is missing or wrong, checking its hash before it is kept."""
     for name, digest in expected_hashes().items():
         target = out / name
         if target.is_file() and sha256_file(target) == digest:
             continue
         subset, file = name.split("/")
-        url = UPSTREAM[subset].format(lang=file.removesuffix(".json"))
+        url = upstream[subset].format(lang=file.removesuffix(".json"))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".part")
         try:
