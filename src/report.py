@@ -1,0 +1,279 @@
+"""Compare the runs of a sweep: tables (mean ± 95% CI), paired significance tests, plots; logged to the parent.
+
+    python -m src.report multirun/2026-11-25/14-03-00          # a sweep folder (holds mlflow_parent_run.json)
+    python -m src.report <parent run id> --tracking-uri sqlite:///mlflow.db
+    python -m src.report xlir --out reports/all                   # every training run of an experiment
+
+Runs are read back from MLflow (`mlflow.search_runs`), per-query metrics from each run's
+`eval/{set}/per_query.npz` artifact. Writes `table.md`, `table.csv`, `significance.csv`, per-language tables,
+PNG plots and `report.json` into the report folder and, for a sweep, logs them to its parent run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from src.reporting import plots
+from src.reporting.tables import (
+    RunRecord,
+    columns,
+    group_runs,
+    macro_table,
+    markdown,
+    per_language_table,
+    sampling_label,
+    significance,
+    write_csv,
+)
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+class ReportError(RuntimeError):
+    """Nothing to report on, or a target that is not a sweep folder, run id or experiment."""
+
+
+@dataclass
+class Target:
+    """What the report covers: a sweep's children (parent_id set) or every training run of an experiment."""
+
+    name: str
+    tracking_uri: str
+    parent_id: str | None = None
+    experiment_id: str | None = None
+
+
+def resolve_target(target: str, tracking_uri: str | None) -> Target:
+    """Read the argument as a multirun folder, a parent run id or an experiment name, in that order."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from src.tracking.sweep import read_parent
+
+    folder = Path(target)
+    if folder.is_dir():
+        parent = read_parent(folder)
+        if parent is None:
+            raise ReportError(f"{folder} has no mlflow_parent_run.json: not a sweep folder written by "
+                              "`python -m src.run -m ...` (pass a parent run id or an experiment name instead)")
+        uri = tracking_uri or parent.tracking_uri
+        return Target(_slug(f"sweep-{folder.parent.name}-{folder.name}"), uri, parent.run_id, parent.experiment_id)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    if re.fullmatch(r"[0-9a-f]{32}", target):
+        try:
+            run = client.get_run(target)
+            return Target(_slug(run.info.run_name or target), uri, target, run.info.experiment_id)
+        except MlflowException:
+            pass
+    exp = client.get_experiment_by_name(target)
+    if exp is None:
+        raise ReportError(f"{target!r} is neither a sweep folder, a run id nor an experiment name in {uri}")
+    return Target(_slug(target), uri, None, exp.experiment_id)
+
+
+def _slug(text: str) -> str:
+    """A folder name from a run or experiment name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "report"
+
+
+@contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """mlflow.search_runs reads the global store, and set_tracking_uri also exports MLFLOW_TRACKING_URI to
+    every later subprocess; restore both so a report never redirects the caller's own runs."""
+    import mlflow
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # None unsets the variable again
+
+
+def fetch_runs(target: Target) -> list[RunRecord]:
+    """The sweep's children (or the experiment's training runs) via mlflow.search_runs, as RunRecords."""
+    import mlflow
+
+    from src.tracking.mlflow import ERROR_TAG
+
+    with _tracking_uri(target.tracking_uri):
+        if target.parent_id:
+            found = mlflow.search_runs(filter_string=f"tags.`mlflow.parentRunId` = '{target.parent_id}'",
+                                       search_all_experiments=True, output_format="list")
+        else:
+            found = mlflow.search_runs([target.experiment_id], filter_string="tags.task = 'train'",
+                                       output_format="list")
+    records = []
+    for run in found:
+        tags = run.data.tags
+        alpha = float(tags["alpha"]) if tags.get("alpha") not in (None, "", "None") else None
+        sampler = tags.get("sampling", "?")
+        records.append(RunRecord(
+            run_id=run.info.run_id, name=run.info.run_name or run.info.run_id, status=run.info.status,
+            model=tags.get("model", "?"), sampling=sampling_label(sampler, alpha), alpha=alpha,
+            seed=tags.get("seed", "?"), eval_sets=tuple(s for s in tags.get("eval_data", "").split(",") if s),
+            metrics=dict(run.data.metrics), error=tags.get(ERROR_TAG, ""),
+        ))
+    return sorted(records, key=lambda r: r.name)
+
+
+class PerQueryCache:
+    """Downloads and reads each run's `eval/{set}/per_query.npz` once (None when the run saved none)."""
+
+    def __init__(self, tracking_uri: str, workdir: Path) -> None:
+        self.uri, self.workdir = tracking_uri, workdir
+        self.cache: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, np.ndarray]] | None] = {}
+
+    def __call__(self, run: RunRecord, eval_set: str) -> tuple[tuple[str, ...], dict[str, np.ndarray]] | None:
+        """(languages, arrays) of one run and evaluation set."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        from src.evaluation.exports import load_per_query
+
+        key = (run.run_id, eval_set)
+        if key not in self.cache:
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run.run_id, artifact_path=f"eval/{eval_set}/per_query.npz",
+                    dst_path=str(self.workdir / run.run_id), tracking_uri=self.uri)
+                pq = load_per_query(Path(local))
+                self.cache[key] = (pq.languages, pq.arrays)
+            except (MlflowException, OSError):
+                self.cache[key] = None  # run with eval.exports=false: no significance for it
+        return self.cache[key]
+
+
+def build_report(target: Target, out_dir: Path, n_resamples: int = 9999, seed: int = 0) -> dict:
+    """Fetch, compute and write every table and plot of the report into out_dir; returns report.json's content."""
+    runs = fetch_runs(target)
+    finished = [r for r in runs if r.status == "FINISHED"]
+    failed = [r for r in runs if r.status != "FINISHED"]
+    if not finished:
+        where = f"parent run {target.parent_id}" if target.parent_id else f"experiment {target.name}"
+        raise ReportError(f"no FINISHED training runs under {where} in {target.tracking_uri} "
+                          f"({len(failed)} unfinished/failed); nothing to report")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    eval_sets = sorted({s for r in finished for s in r.eval_sets})
+    groups = group_runs(finished)
+    cols = columns(eval_sets)
+    with tempfile.TemporaryDirectory() as tmp:
+        per_query = PerQueryCache(target.tracking_uri, Path(tmp))
+        comparisons = significance(groups, cols, per_query, n_resamples, seed)
+        models = sorted({m for m, _ in groups})
+        _write_tables(out_dir, groups, cols, comparisons, eval_sets, models, failed)
+        _write_plots(out_dir, groups, eval_sets, models, per_query)
+    report = {"target": asdict(target), "n_finished": len(finished), "n_failed": len(failed),
+              "failed": [{"run": r.name, "status": r.status, "error": r.error} for r in failed],
+              "comparisons": [{**asdict(c), "significant": c.significant} for c in comparisons],
+              "files": sorted(p.name for p in out_dir.iterdir())}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: list, eval_sets: list[str],
+                  models: list[str], failed: list[RunRecord]) -> None:
+    """table.md / table.csv, significance.csv and the per-language tables."""
+    header, md_rows, csv_rows = macro_table(groups, cols, comparisons)
+    write_csv(out_dir / "table.csv", csv_rows)
+    write_csv(out_dir / "significance.csv", [{**asdict(c), "significant": c.significant} for c in comparisons])
+    legend = ("mAP (mean ± 95% t-interval over seeds); **bold** = best in the column; `>a,b` = significantly "
+              "better than samplers a, b of the same model (paired sign-flip test over per-query AP averaged "
+              "over seeds, Holm-corrected across all comparisons, 0.05). rank_distance: lower is better.\n")
+    parts = ["# Sweep report\n", legend, markdown(header, md_rows)]
+    if comparisons:
+        parts += ["\n## Paired tests\n", markdown(
+            ["column", "model", "a", "b", "mean a", "mean b", "p", "p (Holm)", "significant"],
+            [[c.column, c.model, c.a, c.b, f"{c.mean_a:.4f}", f"{c.mean_b:.4f}", f"{c.p:.4g}", f"{c.p_holm:.4g}",
+              "yes" if c.significant else "no"] for c in comparisons])]
+    else:
+        parts.append("\nNo paired tests: fewer than two samplers per model, or no per-query artifacts.\n")
+    if failed:
+        parts += ["\n## Failed runs\n", markdown(["run", "status", "error"],
+                                                 [[r.name, r.status, r.error.replace("|", "\\|")] for r in failed])]
+    for eval_set in eval_sets:
+        for model in models:
+            h, rows = per_language_table(groups, model, eval_set)
+            stem = f"per_language_{eval_set}_{model}"
+            (out_dir / f"{stem}.md").write_text(f"# {eval_set} · {model} · mAP per query language\n\n"
+                                                + markdown(h, rows))
+            write_csv(out_dir / f"{stem}.csv", [dict(zip(h, (c.strip("*") for c in row))) for row in rows])
+            parts += [f"\n## {eval_set} · {model} · per query language (mAP)\n", markdown(h, rows)]
+    (out_dir / "table.md").write_text("".join(parts))
+
+
+def _write_plots(out_dir: Path, groups: dict, eval_sets: list[str], models: list[str],
+                 per_query: PerQueryCache) -> None:
+    """Grouped bars per set, α curves where a model has several α, side-by-side heatmaps per model."""
+    from src.evaluation.exports import PerQuery, grid_matrix
+    from src.reporting.tables import average_per_query
+
+    for eval_set in eval_sets:
+        plots.bars(groups, eval_set, out_dir / f"bars_{eval_set}.png")
+        for model in models:
+            mine = {s: runs for (m, s), runs in groups.items() if m == model}
+            hybrid = [r for runs in mine.values() for r in runs if r.alpha is not None]
+            if len({r.alpha for r in hybrid}) > 1:
+                refs = {s: runs for s, runs in mine.items() if s in ("xx", "xy")}
+                plots.alpha_curve(hybrid, eval_set, out_dir / f"alpha_{eval_set}_{model}.png", refs)
+            grids = {}
+            for sampler, runs in mine.items():
+                avg = average_per_query([per_query(r, eval_set) for r in runs])
+                if avg is not None:
+                    langs, arrays = avg
+                    pq = PerQuery(dataset=eval_set, languages=langs, qids={}, arrays=arrays)
+                    grids[sampler] = grid_matrix(pq.grid(), "map")
+            if grids:
+                plots.heatmaps(grids, f"{eval_set} · {model} · mAP (rows: query language)",
+                               out_dir / f"heatmaps_{eval_set}_{model}.png")
+
+
+def log_to_parent(target: Target, out_dir: Path) -> None:
+    """Upload the report folder to the parent run under `report/`."""
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri=target.tracking_uri).log_artifacts(target.parent_id, str(out_dir), "report")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: returns 0 on success, 2 when there is nothing to report (message on stderr)."""
+    parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", help="multirun folder, parent run id or experiment name")
+    parser.add_argument("--tracking-uri", default=None,
+                        help=f"MLflow store (default: the sweep's, else $MLFLOW_TRACKING_URI, else {DEFAULT_URI})")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<name>)")
+    parser.add_argument("--resamples", type=int, default=9999, help="sign flips per paired test (default 9999)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the paired tests")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        target = resolve_target(args.target, args.tracking_uri)
+        out_dir = args.out or Path("reports") / target.name
+        report = build_report(target, out_dir, args.resamples, args.seed)
+    except ReportError as err:
+        print(f"report: {err}", file=sys.stderr)
+        return 2
+    if target.parent_id:
+        log_to_parent(target, out_dir)
+    print((out_dir / "table.md").read_text().split("\n## ")[0])
+    print(f"Report: {out_dir}/ ({report['n_finished']} runs, {report['n_failed']} failed, "
+          f"{sum(c['significant'] for c in report['comparisons'])}/{len(report['comparisons'])} significant)"
+          + (f"; logged to parent run {target.parent_id}" if target.parent_id else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

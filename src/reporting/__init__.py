@@ -1,0 +1,1 @@
+"""Sweep comparison: statistics (pure), tables and plots used by `python -m src.report`."""

@@ -1,0 +1,104 @@
+"""Report figures (PNG, Agg canvas, no pyplot state): grouped bars with CI whiskers, the α curve, heatmaps."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from src.reporting.stats import SETTINGS, mean_ci
+from src.reporting.tables import RunRecord
+
+
+def _figure(width: float, height: float, layout: str | None = None):
+    """A Figure on an Agg canvas: safe in threads and headless, never opens a window."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=120, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    """Tight layout, write PNG, return the path."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def bars(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set: str, path: Path) -> Path:
+    """mono / cross / multi mAP, one bar per (model, sampling) in each setting, whiskers = 95% CI over seeds."""
+    fig = _figure(max(6.0, 1.2 + 0.5 * len(groups) * len(SETTINGS) / 2), 4.0)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(groups))
+    x = np.arange(len(SETTINGS))
+    for i, (g, runs) in enumerate(groups.items()):
+        stats = [mean_ci([r.metrics.get(f"{eval_set}/{s}/map", math.nan) for r in runs]) for s in SETTINGS]
+        means = [m for m, _ in stats]
+        errs = [0.0 if not math.isfinite(c) else c for _, c in stats]
+        ax.bar(x - 0.4 + width * (i + 0.5), means, width, yerr=errs, capsize=3, label=" / ".join(g))
+    ax.set_xticks(x, SETTINGS)
+    ax.set_ylabel("mAP")
+    ax.set_title(f"{eval_set}: mAP per setting (mean ± 95% CI over seeds)")
+    ax.legend(fontsize=8, ncols=2)
+    return _save(fig, path)
+
+
+def alpha_curve(runs: Sequence[RunRecord], eval_set: str, path: Path,
+                references: Mapping[str, Sequence[RunRecord]] | None = None) -> Path:
+    """mAP against hybrid α per setting (mean ± CI band over seeds); xx / xy runs as dashed reference lines."""
+    fig = _figure(6.5, 4.0)
+    ax = fig.add_subplot()
+    alphas = sorted({r.alpha for r in runs if r.alpha is not None})
+    for k, setting in enumerate(SETTINGS):
+        key = f"{eval_set}/{setting}/map"
+        stats = [mean_ci([r.metrics.get(key, math.nan) for r in runs if r.alpha == a]) for a in alphas]
+        mean = np.array([m for m, _ in stats])
+        ci = np.array([0.0 if not math.isfinite(c) else c for _, c in stats])
+        line = ax.plot(alphas, mean, marker="o", label=setting, color=f"C{k}")[0]
+        ax.fill_between(alphas, mean - ci, mean + ci, alpha=0.2, color=line.get_color())
+        for style, (name, ref) in zip(("--", ":"), sorted((references or {}).items())):
+            m, _ = mean_ci([r.metrics.get(key, math.nan) for r in ref])
+            if math.isfinite(m):
+                ax.axhline(m, linestyle=style, color=line.get_color(), linewidth=1,
+                           label=f"{setting} {name}")
+    ax.set_xlabel("α = P(X-X-mono batch)")
+    ax.set_ylabel("mAP")
+    ax.set_title(f"{eval_set}: hybrid α sweep")
+    ax.legend(fontsize=7, ncols=3)
+    return _save(fig, path)
+
+
+def heatmaps(grids: Mapping[str, tuple[np.ndarray, Sequence[str], Sequence[str]]], title: str, path: Path) -> Path:
+    """Side-by-side mAP grids (query rows × candidate columns + multi), one panel per sampler, one colour scale."""
+    import matplotlib
+
+    n = len(grids)
+    first = next(iter(grids.values()))
+    n_rows, n_cols = first[0].shape
+    # Constrained layout keeps the top tick labels, panel titles and the shared colorbar inside the figure.
+    fig = _figure(max(4.0, 0.55 * n_cols + 1.0) * n + 0.8, max(3.0, 0.45 * n_rows + 1.6), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    im = None
+    for ax, (name, (mat, rows, cols)) in zip(axes, grids.items()):
+        im = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+        for i in range(mat.shape[0]):
+            for j in range(mat.shape[1]):
+                if np.isfinite(mat[i, j]):
+                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="black" if mat[i, j] > 0.6 else "white")
+        ax.set_xticks(range(len(cols)), cols, fontsize=8)
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
+        ax.xaxis.tick_top()
+        ax.set_title(name, fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    if im is not None:
+        fig.colorbar(im, ax=list(axes), fraction=0.03, pad=0.02)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
