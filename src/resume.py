@@ -1,0 +1,145 @@
+"""Resume bookkeeping: which run folder, checkpoint and MLflow run an interrupted run continues.
+
+Every training run writes `xlir_run.json` into its run folder: the MLflow run id, tracking URI, experiment and
+a fingerprint of the config. `ckpt_path=last` (or `resume=true`) picks the newest `checkpoints/last.ckpt` of a
+run with the same fingerprint; the resumed run then writes into that folder and reopens that MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+RECORD_FILE = "xlir_run.json"
+# Keys that say how or where a run is executed, not what it computes: they may differ on resume.
+VOLATILE_KEYS = ("ckpt_path", "resume", "debug", "hydra")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a resumed run needs to find its predecessor's folder and MLflow run."""
+
+    run_dir: str
+    fingerprint: str
+    mlflow_run_id: str
+    tracking_uri: str
+    experiment_name: str
+
+    def write(self) -> Path:
+        """Write next to the checkpoints (atomically: a kill must not leave half a file)."""
+        path = Path(self.run_dir) / RECORD_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> RunRecord | None:
+        """The record of a run folder, or None when it has none (or an unreadable one)."""
+        path = Path(run_dir) / RECORD_FILE
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def config_fingerprint(config: Mapping[str, Any], output_dir: str) -> str:
+    """SHA-256 of the resolved config without volatile keys; the run folder's path is abstracted away."""
+    def norm(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: norm(v) for k, v in sorted(value.items()) if k not in VOLATILE_KEYS}
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        if isinstance(value, str) and output_dir:
+            return value.replace(output_dir, "${paths.output_dir}")
+        return value
+
+    return hashlib.sha256(json.dumps(norm(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The run's newest resumable checkpoint: `last.ckpt` or a SLURM requeue `hpc_ckpt_*.ckpt`."""
+    root = Path(run_dir)
+    found = [p for p in [root / "checkpoints" / "last.ckpt", *root.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def find_last(fingerprint: str, roots: Iterable[str | Path]) -> tuple[RunRecord, Path] | None:
+    """Newest (record, checkpoint) among run folders under `roots` whose config fingerprint matches."""
+    best: tuple[float, RunRecord, Path] | None = None
+    seen: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for path in [root / RECORD_FILE, *root.rglob(RECORD_FILE)]:
+            folder = path.parent.resolve()
+            if folder in seen or not path.is_file():
+                continue
+            seen.add(folder)
+            record = RunRecord.read(folder)
+            ckpt = last_checkpoint(folder) if record and record.fingerprint == fingerprint else None
+            if record and ckpt and (best is None or ckpt.stat().st_mtime > best[0]):
+                best = (ckpt.stat().st_mtime, record, ckpt)
+    return (best[1], best[2]) if best else None
+
+
+def search_roots(output_dir: str | Path, root_dir: str | Path) -> list[Path]:
+    """Where `ckpt_path=last` looks: this run's folder and its parent, then the project's outputs/ and multirun/."""
+    out = Path(output_dir)
+    return [out, out.parent, Path(root_dir) / "outputs", Path(root_dir) / "multirun"]
+
+
+def resolve(
+    ckpt_path: str | None, resume: bool, fingerprint: str, output_dir: str | Path, root_dir: str | Path
+) -> tuple[str | None, RunRecord | None]:
+    """(checkpoint for `trainer.fit`, record of the run it continues) from `ckpt_path` / `resume` / a requeue.
+
+    A SLURM requeue (`SLURM_RESTART_COUNT` > 0) reruns the same job in the same folder: it resumes from that
+    folder's newest checkpoint by itself. An explicit checkpoint file continues its MLflow run only when its
+    run's config fingerprint matches (otherwise it is a warm start and gets a new run).
+    """
+    from src.config import ConfigError
+
+    if ckpt_path == "last" or resume:
+        found = find_last(fingerprint, search_roots(output_dir, root_dir))
+        if found is None:
+            raise ConfigError(
+                f"ckpt_path=last: no checkpoints/last.ckpt of a run with this config (fingerprint {fingerprint}) "
+                f"under {[str(r) for r in search_roots(output_dir, root_dir)]}; expected an interrupted run of the "
+                "same config. Start without ckpt_path/resume, or pass ckpt_path=/path/to/file.ckpt"
+            )
+        record, ckpt = found
+        return str(ckpt), record
+    if ckpt_path is None:
+        record = RunRecord.read(output_dir)
+        requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+        ckpt = last_checkpoint(output_dir) if requeued and record and record.fingerprint == fingerprint else None
+        return (str(ckpt), record) if ckpt else (None, None)
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path!r}: expected an existing checkpoint file or 'last'")
+    record = RunRecord.read(path.parent.parent)
+    return str(path), record if record and record.fingerprint == fingerprint else None
+
+
+def prepare(cfg: Any) -> tuple[str | None, RunRecord | None, str]:
+    """Resolve `ckpt_path`/`resume` for the composed config: (checkpoint, previous run, config fingerprint).
+
+    When the run continues an earlier one, `cfg.paths.output_dir` is pointed at that run's folder, so the
+    checkpoints, exports and metrics.json of both attempts end up in one place.
+    """
+    from omegaconf import OmegaConf
+
+    out = str(cfg.paths.output_dir)
+    fingerprint = config_fingerprint(OmegaConf.to_container(cfg, resolve=True), out)  # type: ignore[arg-type]
+    ckpt, previous = resolve(cfg.ckpt_path, bool(cfg.resume), fingerprint, out, cfg.paths.root_dir)
+    if previous is not None and Path(previous.run_dir).resolve() != Path(out).resolve():
+        cfg.paths.output_dir = previous.run_dir
+    return ckpt, previous, fingerprint
