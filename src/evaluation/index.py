@@ -1,0 +1,169 @@
+"""FAISS indexes for inner-product search: exact (flat), IVF and HNSW, built shard by shard.
+
+Embeddings are L2-normalised, so inner product = cosine. `eval.index` picks the kind:
+
+- `flat`: exact `IndexFlatIP` (the default; every query scans every vector);
+- `ivf`: `IVF{nlist},Flat`, k-means trained on a sample, `nprobe` lists scanned per query;
+- `hnsw`: `HNSW{m},Flat` graph, `efSearch` candidates kept per query (`efConstruction` while building).
+
+The flat and IVF indexes move to the GPUs when faiss-gpu finds one (`faiss.get_num_gpus() > 0`);
+FAISS has no GPU HNSW, so that one stays on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+INDEX_KINDS = ("flat", "ivf", "hnsw")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """How to build and search one index; `nlist=None` picks 4*sqrt(n) lists (FAISS's rule of thumb)."""
+
+    kind: str = "flat"
+    nlist: int | None = None
+    nprobe: int = 32
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 256
+    train_size: int = 100_000
+    use_gpu: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEX_KINDS:
+            raise ValueError(f"eval.index={self.kind!r}: expected one of {', '.join(INDEX_KINDS)}")
+        for key in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "train_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"eval.{key}={getattr(self, key)}: expected a positive integer")
+        if self.nlist is not None and self.nlist < 1:
+            raise ValueError(f"eval.nlist={self.nlist}: expected a positive integer or null (auto)")
+
+    def factory_string(self, n: int) -> str:
+        """The `faiss.index_factory` description of this index for n vectors."""
+        if self.kind == "flat":
+            return "Flat"
+        if self.kind == "ivf":
+            return f"IVF{self.lists_for(n)},Flat"
+        return f"HNSW{self.hnsw_m},Flat"
+
+    def lists_for(self, n: int) -> int:
+        """IVF list count: the configured one, else 4*sqrt(n), never more lists than vectors."""
+        nlist = self.nlist if self.nlist is not None else int(4 * np.sqrt(max(n, 1)))
+        return max(1, min(nlist, n))
+
+
+def gpu_available() -> bool:
+    """True when this FAISS build has GPU support and sees at least one GPU."""
+    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+
+
+def _as_float32(x: np.ndarray) -> np.ndarray:
+    """C-contiguous float32, the only layout FAISS accepts (float16 shards are widened here)."""
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def sample_rows(shards: Iterable[np.ndarray], n_total: int, size: int, seed: int = 0) -> np.ndarray:
+    """A uniform sample of `size` rows (all rows when there are fewer) drawn across shards in one pass."""
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(n_total, size=min(size, n_total), replace=False))
+    out, offset = [], 0
+    for shard in shards:
+        lo, hi = np.searchsorted(picked, [offset, offset + len(shard)])
+        if hi > lo:
+            out.append(_as_float32(shard[picked[lo:hi] - offset]))
+        offset += len(shard)
+    return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+
+
+def build_index(spec: IndexSpec, dim: int, shards: Callable[[], Iterable[np.ndarray]] | np.ndarray,
+                n_total: int | None = None) -> faiss.Index:
+    """Build an inner-product index and add the vectors shard by shard (never one (n, d) copy in memory).
+
+    `shards` is an (n, d) array or a zero-argument callable returning a fresh iterator over (rows, d)
+    shards: IVF reads the vectors twice (training sample, then adding).
+    """
+    if isinstance(shards, np.ndarray):
+        array = shards
+        shards, n_total = (lambda: iter([array])), len(array)
+    if n_total is None:
+        n_total = sum(len(s) for s in shards())
+    index = faiss.index_factory(dim, spec.factory_string(n_total), faiss.METRIC_INNER_PRODUCT)
+    if spec.kind == "hnsw":
+        faiss.downcast_index(index).hnsw.efConstruction = spec.ef_construction
+    if spec.kind == "ivf":
+        index.train(sample_rows(shards(), n_total, spec.train_size, spec.seed))
+    if spec.use_gpu and spec.kind != "hnsw" and gpu_available():
+        index = faiss.index_cpu_to_all_gpus(index)
+    for shard in shards():
+        index.add(_as_float32(shard))
+    set_search_params(index, spec)
+    return index
+
+
+def set_search_params(index: faiss.Index, spec: IndexSpec) -> None:
+    """Apply nprobe (IVF) or efSearch (HNSW) to a built index, CPU or GPU."""
+    if spec.kind == "ivf":
+        if gpu_available() and not isinstance(index, faiss.IndexIVF):
+            faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", spec.nprobe)
+        else:
+            faiss.extract_index_ivf(index).nprobe = spec.nprobe
+    elif spec.kind == "hnsw":
+        faiss.downcast_index(index).hnsw.efSearch = spec.ef_search
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, ids) per query; ids are -1 where the index holds fewer than k reachable vectors."""
+    q = _as_float32(queries)
+    scores = np.empty((len(q), k), dtype=np.float32)
+    ids = np.empty((len(q), k), dtype=np.int64)
+    for start in range(0, len(q), batch_size):
+        scores[start:start + batch_size], ids[start:start + batch_size] = index.search(q[start:start + batch_size], k)
+    return scores, ids
+
+
+def exact_topk(queries: np.ndarray, shards: Iterable[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner-product search streamed over shards, merging each shard's top-k.
+
+    Equal scores inside the result are ordered by lower corpus row; which of several vectors tied exactly at
+    the k-th score is kept is unspecified (as in FAISS).
+    """
+    q = _as_float32(queries)
+    best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
+    best_i = np.full((len(q), 0), -1, dtype=np.int64)
+    offset = 0
+    for shard in shards:
+        s = q @ _as_float32(shard).T
+        kk = min(k, s.shape[1])
+        if kk < s.shape[1]:
+            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        else:  # the whole shard fits in the top k
+            part = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, part, axis=1)], axis=1)
+        cand_i = np.concatenate([best_i, part + offset], axis=1)
+        # lexsort: primary key -score, secondary key id, so equal scores keep the lower corpus id first.
+        order = np.lexsort((cand_i, -cand_s), axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(cand_s, order, axis=1), np.take_along_axis(cand_i, order, axis=1)
+        offset += s.shape[1]
+    if best_s.shape[1] < k:  # fewer vectors than k: pad like FAISS does
+        pad = k - best_s.shape[1]
+        best_s = np.pad(best_s, ((0, 0), (0, pad)), constant_values=-np.inf)
+        best_i = np.pad(best_i, ((0, 0), (0, pad)), constant_values=-1)
+    return best_s, best_i
+
+
+def recall_vs_exact(approx_ids: np.ndarray, exact_ids: np.ndarray, k: int = 100) -> float:
+    """Mean fraction of each query's exact top-k ids that the approximate top-k also returned."""
+    if approx_ids.shape[0] != exact_ids.shape[0]:
+        raise ValueError(f"approx ({approx_ids.shape[0]}) and exact ({exact_ids.shape[0]}) query counts differ")
+    hits = []
+    for a, e in zip(approx_ids[:, :k], exact_ids[:, :k]):
+        truth = e[e >= 0]
+        if truth.size:
+            hits.append(np.isin(truth, a[a >= 0]).mean())
+    return float(np.mean(hits)) if hits else float("nan")
