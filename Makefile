@@ -9,7 +9,7 @@ export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup data model run test sweep ui lint clean
+.PHONY: help setup data model run test sweep report ui lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,14 +35,21 @@ run: setup data  ## the default experiment: fine-tune bundled mE5-small on MLQA-
 test: setup data  ## the whole test suite (offline)
 	$(PY) -m pytest -q $(ARGS)
 
-sweep: setup data  ## Hydra multirun over the three samplers (jobs under multirun/)
-	$(PY) -m src.run -m sampling=xx,xy,hybrid $(ARGS)
+sweep: setup data  ## sweep=samplers: xx, xy, hybrid x 3 seeds as one MLflow parent run (jobs under multirun/)
+	$(PY) -m src.run -m sweep=samplers $(ARGS)
+
+report: $(VENV)/.installed  ## tables, significance tests, plots of a sweep (ARGS=multirun/<date>/<time> | run id | experiment)
+	$(PY) -m src.report $(ARGS)
 
 ui: $(VENV)/.installed  ## MLflow UI on 127.0.0.1:5000 over the project's tracking store
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
+bench: setup data  ## side-by-side benchmarks vs sentence-transformers / plain PyTorch (bench/README.md; ARGS=--quick)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench $(ARGS)
+
 lint: $(VENV)/.installed  ## ruff
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests bench
 
 clean:  ## remove outputs, caches and the tracking store (keeps .venv and data/)
-	rm -rf outputs multirun/2* .cache mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache
+	rm -rf outputs multirun/2* reports .cache mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache

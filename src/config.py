@@ -9,7 +9,10 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 SAMPLERS = ("xx", "xx_mixed", "xy", "hybrid")
-DATASET_KINDS = ("lareqa",)
+DATASET_KINDS = ("lareqa", "miracl", "beir")
+# Kinds with a corpus searched through an index (src/evaluation/retrieval.py) rather than the LAReQA grid.
+CORPUS_KINDS = ("miracl", "beir")
+MIRACL_SPLITS = ("train", "dev")  # splits with public qrels
 
 
 class ConfigError(ValueError):
@@ -50,25 +53,64 @@ class ModelSchema:
     max_passage_length: int = 128
     freeze_embeddings: bool = False
     gradient_checkpointing: bool = False
+    gather_negatives: bool = False
+    cached_negatives: bool = False
+    cache_chunk_size: int = 32
     prepare: Any = None
     encoder: Any = None
 
     def __post_init__(self) -> None:
         _check(self.pooling in ("mean", "cls", "pooler"), "model.pooling", "one of mean, cls, pooler", self.pooling)
+        _check(self.cache_chunk_size >= 1, "model.cache_chunk_size", ">= 1 (rows per GradCache chunk)",
+               self.cache_chunk_size)
         _check(self.max_query_length > 0, "model.max_query_length", "> 0", self.max_query_length)
         _check(self.max_passage_length > 0, "model.max_passage_length", "> 0", self.max_passage_length)
 
 
 @dataclass
 class DatasetSchema:
+    """One dataset; `kind` decides which of the other fields it needs (checked per kind below)."""
+
     name: str = "???"
     kind: str = "lareqa"
-    path: str = "???"
+    # lareqa/beir: the local folder; miracl: a local folder in the hub layout, or null to download.
+    path: str | None = "???"
     languages: list[str] = field(default_factory=list)
+    # beir: the qrels file qrels/{split}.tsv; miracl: the topics/qrels split (dev). Unused by lareqa.
+    split: str | None = None
+    # miracl only: the hub datasets used when path is null.
+    hub_topics: str | None = None
+    hub_corpus: str | None = None
+    # beir/miracl: evaluate only the first N queries (per language) with judgements; null = all.
+    max_queries: int | None = None
 
     def __post_init__(self) -> None:
-        _check(self.kind in DATASET_KINDS, f"data.*.{self.name}.kind", f"one of {DATASET_KINDS}", self.kind)
-        _check_languages(f"data ({self.name}).languages", self.languages)
+        # TrainSetSchema (data.train) extends this schema; eval sets live under data.eval.<name>.
+        key = "data.train" if hasattr(self, "candidate_text") else f"data.eval.{self.name}"
+        _check(self.kind in DATASET_KINDS, f"{key}.kind", f"one of {DATASET_KINDS}", self.kind)
+        if self.kind != "miracl":
+            _check(self.path is not None, f"{key}.path", f"a folder (kind={self.kind})", self.path)
+            for extra in ("hub_topics", "hub_corpus"):
+                _check(getattr(self, extra) is None, f"{key}.{extra}", "null (only kind=miracl uses it)",
+                       getattr(self, extra))
+        if self.kind == "lareqa":
+            _check_languages(f"data ({self.name}).languages", self.languages)
+            return
+        _check(bool(self.split), f"{key}.split", "a split name such as test or dev", self.split)
+        _check(self.max_queries is None or self.max_queries > 0, f"{key}.max_queries", "> 0 or null",
+               self.max_queries)
+        if self.kind == "beir":
+            # A BEIR folder is one monolingual corpus; its language (optional) only labels the run.
+            _check(len(self.languages) <= 1, f"{key}.languages", "at most one language (one corpus)",
+                   self.languages)
+            if self.languages:
+                _check_languages(f"{key}.languages", self.languages)
+        else:
+            _check_languages(f"{key}.languages", self.languages)
+            _check(self.split in MIRACL_SPLITS, f"{key}.split", f"one of {MIRACL_SPLITS}", self.split)
+            _check(self.path is not None or (bool(self.hub_topics) and bool(self.hub_corpus)),
+                   f"{key}.hub_topics/hub_corpus", "hub dataset names when path is null",
+                   (self.hub_topics, self.hub_corpus))
 
 
 @dataclass
@@ -159,9 +201,39 @@ class EvalSchema:
     trec_depth: int = 100
     save_embeddings: bool = False
     log_large_artifacts: bool = False
+    # Corpus kinds (beir, miracl): ir_measures names with cut-offs; the search depth is the largest.
+    measures: list[str] = field(default_factory=lambda: ["nDCG@10", "R@100", "RR@10", "AP@1000"])
+    index: str = "flat"
+    nlist: int | None = None
+    nprobe: int = 32
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 256
+    index_train_size: int = 100_000
+    gpu_index: bool = True
+    exact_check_queries: int = 1000
+    corpus_shard_size: int = 50_000
+    embedding_dtype: str = "float32"
+    cache_embeddings: bool = True
 
     def __post_init__(self) -> None:
+        from src.evaluation.metrics import parse_measure
+
         _check(self.batch_size > 0, "eval.batch_size", "> 0", self.batch_size)
+        _check(self.index in ("flat", "ivf", "hnsw"), "eval.index", "one of flat, ivf, hnsw", self.index)
+        _check(bool(self.measures), "eval.measures", "a non-empty list such as [nDCG@10, R@100]", self.measures)
+        for m in self.measures:
+            try:
+                parse_measure(m)
+            except ValueError as err:
+                raise ConfigError(f"eval.measures: {err}") from err
+        _check(self.nlist is None or self.nlist > 0, "eval.nlist", "> 0 or null (4*sqrt(n))", self.nlist)
+        for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "index_train_size", "corpus_shard_size"):
+            _check(getattr(self, name) > 0, f"eval.{name}", "> 0", getattr(self, name))
+        _check(self.exact_check_queries >= 0, "eval.exact_check_queries", ">= 0 (0 = no check)",
+               self.exact_check_queries)
+        _check(self.embedding_dtype in ("float32", "float16"), "eval.embedding_dtype", "float32 or float16",
+               self.embedding_dtype)
         _check(self.candidate_text in ("sentence", "sentence_context"), "eval.candidate_text",
                "sentence or sentence_context", self.candidate_text)
         _check(self.trec_depth >= 0, "eval.trec_depth", ">= 0 (0 = full ranking)", self.trec_depth)
@@ -169,10 +241,27 @@ class EvalSchema:
 
 
 @dataclass
+class DebugSchema:
+    """Test hooks (see src/reliability.py); all off by default."""
+
+    batch_log: bool = False
+    step_sleep_s: float = 0.0
+    poison_step: int | None = None
+    poison: str = "loss"
+
+    def __post_init__(self) -> None:
+        _check(self.step_sleep_s >= 0, "debug.step_sleep_s", ">= 0", self.step_sleep_s)
+        _check(self.poison in ("loss", "grad"), "debug.poison", "loss or grad", self.poison)
+
+
+@dataclass
 class ConfigSchema:
     task_name: str = "train"
     seed: int = 42
     ckpt_path: str | None = None
+    resume: bool = False
+    on_nonfinite: str = "stop"
+    slurm_auto_requeue: bool = True
     export_model: bool = True
     paths: PathsSchema = MISSING
     model: ModelSchema = MISSING
@@ -184,6 +273,16 @@ class ConfigSchema:
     logger: LoggerSchema = MISSING
     callbacks: Any = None
     eval: EvalSchema = MISSING
+    debug: DebugSchema = field(default_factory=DebugSchema)
+
+    def __post_init__(self) -> None:
+        _check(self.on_nonfinite in ("stop", "skip"), "on_nonfinite", "stop or skip", self.on_nonfinite)
+        # The training callback runs the LAReQA grid only; corpus kinds need src.evaluate (README).
+        if self.task_name == "train" and self.data is not MISSING and self.data.train is not None:
+            for name, ds in self.data.eval.items():
+                _check(ds.kind == "lareqa", f"data.eval.{name}.kind",
+                       "lareqa during training (src.run evaluates only LAReQA sets; evaluate the checkpoint "
+                       "on beir/miracl sets with `python -m src.evaluate ckpt_path=...`)", ds.kind)
 
 
 def validate(cfg: DictConfig) -> ConfigSchema:

@@ -38,23 +38,35 @@ def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Validate, load the sets, build the encoder, evaluate every set, log, close the run."""
     import torch
+    from hydra.utils import instantiate
     from rich.console import Console
 
-    from src.builders import build_encoder, load_eval_sets, tags
+    from src.builders import build_encoder, tags
+    from src.config import CORPUS_KINDS
+    from src.data.lareqa import load_lareqa
     from src.evaluation.callback import evaluate_sets, summary_table
     from src.evaluation.exports import export_all
+    from src.evaluation.retrieval import evaluate_corpus_sets, load_sets
     from src.tracking import mlflow as tracking
 
     validate(cfg)
     if not cfg.data.eval:
         raise ValueError("data.eval is empty: choose evaluation sets, e.g. data=xquad_r")
-    eval_sets = load_eval_sets(cfg)
+    # Dispatch by kind: lareqa sets run the language grid, corpus kinds (beir, miracl) an index search.
+    eval_sets = {n: load_lareqa(d.path, list(d.languages), n) for n, d in cfg.data.eval.items() if d.kind == "lareqa"}
+    corpus_sets = {n: load_sets(n, d, cfg.paths.cache_dir) for n, d in cfg.data.eval.items() if d.kind in CORPUS_KINDS}
     encoder = build_encoder(cfg)
     if cfg.ckpt_path:
         load_checkpoint_weights(encoder, cfg.ckpt_path)
     if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto"):
         encoder.cuda()
     out_dir = Path(cfg.paths.output_dir)
+    # Corpus encoding goes through Lightning's predict loop (trainer=ddp: one disjoint shard set per rank).
+    predict = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False,
+                          enable_progress_bar=False) if corpus_sets else None
+    if predict is not None and not predict.is_global_zero:  # DDP workers encode, rank 0 does the rest
+        evaluate_corpus_sets(cfg, encoder, predict, corpus_sets)
+        return {}
     name = cfg.logger.run_name or f"{cfg.model.name}-eval-{'-'.join(cfg.data.eval)}"
     logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, tags(cfg, "evaluate"))
     status = "FAILED"
@@ -63,7 +75,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         metrics, results, embeddings = evaluate_sets(
             encoder, eval_sets, cfg.eval.batch_size, cfg.eval.candidate_text, str(cfg.trainer.precision)
         )
+        corpus_metrics, corpus_runs = evaluate_corpus_sets(cfg, encoder, predict, corpus_sets) if predict else ({}, {})
+        metrics.update(corpus_metrics)
         logger.log_metrics(metrics, step=0)
+        if cfg.eval.exports:
+            for set_name, by_lang in corpus_runs.items():
+                for lang, run in by_lang.items():
+                    trec = run.write_trec(out_dir / "eval" / set_name / (lang or "") / "run.trec")
+                    if cfg.eval.log_large_artifacts:  # like the LAReQA TREC files: large, kept in the run folder
+                        tracking.log_artifact(logger, trec, f"eval/{set_name}/{lang or ''}".rstrip("/"))
         if cfg.eval.exports:
             for set_name, res in results.items():
                 folder = export_all(
@@ -81,7 +101,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         tracking.close_run(logger, status)
-    Console().print(summary_table(metrics, list(eval_sets)))
+    if eval_sets:
+        Console().print(summary_table(metrics, list(eval_sets)))
+    for set_name in corpus_sets:
+        print("  ".join([set_name] + [f"{k.split('/', 2)[2]}={v:.4f}" for k, v in sorted(metrics.items())
+                                      if k.startswith(f"{set_name}/mono/") and k.count("/") == 2]))
     for set_name in eval_sets:
         print(f"{set_name}: encoding {metrics[f'{set_name}/time/encode_s']:.1f}s, "
               f"scoring {metrics[f'{set_name}/time/score_s']:.1f}s")

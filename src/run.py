@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """The whole recipe, top to bottom: validate, load, build, fit, evaluate, export, close the run."""
     import lightning.pytorch as pl
     from hydra.utils import instantiate
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from src.builders import build_encoder, load_eval_sets, load_training_pairs, tags
     from src.data.datamodule import PairDataModule
@@ -30,6 +32,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     # 1. Config and data first: every bad input fails here, before a model loads or a run opens.
     validate(cfg)
+    from src import reliability, resume
+
+    # ckpt_path=last / resume=true / a SLURM requeue: which checkpoint, run folder and MLflow run to continue.
+    ckpt_path, previous, fingerprint = resume.prepare(cfg)
     if cfg.data.train is None:
         raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
     pl.seed_everything(cfg.seed, workers=True)
@@ -49,6 +55,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         optimizer=instantiate(cfg.optim.optimizer),
         warmup_ratio=cfg.optim.warmup_ratio,
         name=cfg.model.name,
+        on_nonfinite=cfg.on_nonfinite,
+        gather_negatives=cfg.model.gather_negatives,
+        cached_negatives=cfg.model.cached_negatives,
+        cache_chunk_size=cfg.model.cache_chunk_size,
     )
     out_dir = Path(cfg.paths.output_dir)
     datamodule = PairDataModule(
@@ -56,26 +66,40 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cache_dir=Path(cfg.paths.cache_dir) / "tokenized", num_workers=cfg.data.num_workers,
     )
 
-    # 3. Tracking and trainer.
+    # 3. Tracking and trainer. Inside a multirun the run is a child of the sweep's parent run.
+    from src.launch import inherited_run_id
     from src.tracking.mlflow import run_name
+    from src.tracking.sweep import sweep_child
 
-    name = cfg.logger.run_name or run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed)
+    child = sweep_child(cfg)
+    name = cfg.logger.run_name or (child.name if child else
+                                   run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed))
     run_tags = {**tags(cfg, "train"), "zero_shot_check": f"{'passed' if not overlap.total else 'overlap allowed'}: "
-            f"{overlap.total} overlapping texts"}
-    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, run_tags)
+            f"{overlap.total} overlapping texts", **(child.tags if child else {})}
+    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, run_tags,
+                                   # DDP child ranks adopt rank 0's run (src/launch.py) and never open one
+                                   run_id=previous.mlflow_run_id if previous else inherited_run_id(),
+                                   journal_dir=out_dir)
     callbacks = []
     for key, cb_cfg in (cfg.callbacks or {}).items():
         cb = instantiate(cb_cfg)
         callbacks.append(cb(datasets=eval_sets) if key == "retrieval_eval" else cb)
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    callbacks += reliability.debug_callbacks(cfg.debug, out_dir)
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
+                          **reliability.slurm_plugins(cfg.slurm_auto_requeue))
+    if trainer.is_global_zero:
+        resume.RunRecord(str(out_dir), fingerprint, logger.run_id, tracking.resolve_tracking_uri(
+            cfg.logger.tracking_uri), cfg.logger.experiment_name).write()
     evaluator = next((c for c in callbacks if hasattr(c, "last_metrics")), None)
 
     # 4. Fit (the callback evaluates at the end), export, record, close the run.
     status = "FAILED"
     try:
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and previous is None:  # a resumed run already has its params
             tracking.log_config(logger, cfg, out_dir)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        elif trainer.is_global_zero:
+            logger.experiment.set_tag(logger.run_id, "resumed_from", str(ckpt_path))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         result: dict[str, Any] = dict(evaluator.last_metrics) if evaluator else {}
         if trainer.is_global_zero:
             ckpt = out_dir / "checkpoints" / "last.ckpt"
@@ -91,8 +115,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             tracking.log_artifact(logger, metrics_file)
             logger.experiment.set_tag(logger.run_id, "checkpoint", str(ckpt))
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except (KeyboardInterrupt, SIGTERMException) as err:
+        status = "KILLED"  # Ctrl-C or the scheduler's SIGTERM; InterruptCheckpoint wrote last.ckpt
+        if isinstance(err, SIGTERMException):  # a SystemExit with code 0: exit the way a SIGTERM'd process does
+            raise SystemExit(128 + signal.SIGTERM) from err
+        raise
+    except Exception as err:
+        if trainer.is_global_zero:
+            tracking.record_error(logger, err)  # the run says why it failed (tag + traceback artifact)
         raise
     finally:
         if trainer.is_global_zero:

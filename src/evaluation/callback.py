@@ -118,7 +118,7 @@ class RetrievalEvalCallback(Callback):
         self._evaluated_step: int | None = None
 
     def run(self, trainer: Trainer, module: LightningModule) -> None:
-        """Evaluate now unless this step already was (rank 0 only; other ranks wait at a barrier)."""
+        """Evaluate now unless this step already was (rank 0 only; the other ranks wait for its metrics)."""
         if not self.datasets or self._evaluated_step == trainer.global_step:
             return
         if trainer.is_global_zero:
@@ -130,7 +130,9 @@ class RetrievalEvalCallback(Callback):
                 logger.log_metrics(metrics, step=trainer.global_step)
             Console().print(summary_table(metrics, list(self.datasets)))
         self._evaluated_step = trainer.global_step
-        trainer.strategy.barrier("retrieval_eval")
+        # Every rank gets rank 0's metrics (a DDP broadcast, bounded by the strategy's timeout): callbacks
+        # that act on them, e.g. a best-checkpoint saver, must take the same collective path on all ranks.
+        self.last_metrics = trainer.strategy.broadcast(self.last_metrics, src=0)
 
     def export(self) -> None:
         """Write grid CSVs, heatmaps, TREC files and per-query metrics of the last evaluation."""

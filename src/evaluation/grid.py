@@ -6,6 +6,7 @@ candidates of all languages, where every parallel answer sentence is relevant).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,8 +21,15 @@ KS = (1, 10)
 
 
 def metric_key(name: str) -> str:
-    """Metric name as logged: MLflow keys allow no '@', so `r@10` is logged as `r10`, `ndcg@10` as `ndcg10`."""
-    return name.replace("@", "")
+    """Metric name as logged: MLflow keys allow no '@', so `r@10` is logged as `r10`, `ndcg@10` as `ndcg10`.
+
+    The one convention for every evaluation kind: ir_measures names lose their '@' too (`nDCG@10` ->
+    `nDCG10`, `R@100` -> `R100`, `RR@10` -> `RR10`, `AP@1000` -> `AP1000`).
+    """
+    key = name.replace("@", "")
+    if not re.fullmatch(r"[\w\-. /:]+", key):
+        raise ValueError(f"metric name {name!r} has characters MLflow rejects in a key ({key!r})")
+    return key
 
 
 @dataclass

@@ -17,15 +17,22 @@ import numpy as np
 
 __all__ = [
     "average_precision",
+    "average_precision_at_k",
     "mean_ignoring_missing",
     "ndcg_at_k",
+    "ndcg_at_k_topk",
+    "parse_measure",
     "per_query_metrics",
     "rank_distance",
     "ranks_from_embeddings",
     "recall_at_k",
+    "recall_at_k_topk",
     "reciprocal_rank",
+    "reciprocal_rank_at_k",
     "relevant_ranks",
     "success_at_k",
+    "topk_gains",
+    "topk_metrics",
 ]
 
 # Upper bound on the number of (query, relevant, candidate) comparisons materialised at once.
@@ -258,3 +265,102 @@ def mean_ignoring_missing(values: np.ndarray) -> tuple[float, int]:
     # Avoid numpy's "mean of empty slice" RuntimeWarning: an all-missing column is a valid outcome.
     mean = float(values[finite].mean()) if finite.any() else float("nan")
     return mean, n_missing
+
+
+# --- Top-k metrics over a retrieved list (large corpora: FAISS returns only the top k) -----------------
+# A run is `retrieved` (n_queries, depth) of corpus indices, best first, -1 where nothing was returned;
+# judgements are a padded `rel` (n_queries, max_rel) of corpus indices (-1 padding) with `grades`
+# (same shape, > 0 = relevant). Definitions follow trec_eval / ir_measures: linear gains for nDCG,
+# relevant documents that were not retrieved count in the denominators of R@k and AP@k, and a query whose
+# judgements are all non-relevant scores 0 (it is averaged in, unlike the NaN of the full-ranking metrics).
+
+
+def topk_gains(retrieved: np.ndarray, rel: np.ndarray, grades: np.ndarray) -> np.ndarray:
+    """(n_queries, depth) relevance grade of each retrieved document (0 when not judged relevant)."""
+    retrieved, rel, grades = np.asarray(retrieved), np.asarray(rel), np.asarray(grades, dtype=np.float64)
+    if retrieved.ndim != 2 or rel.ndim != 2 or rel.shape != grades.shape or rel.shape[0] != retrieved.shape[0]:
+        raise ValueError(f"retrieved (n, depth), rel and grades (n, max_rel) disagree: {retrieved.shape}, "
+                         f"{rel.shape}, {grades.shape}")
+    out = np.zeros(retrieved.shape, dtype=np.float64)
+    positive = np.maximum(grades, 0.0)
+    # (block, depth, max_rel) match tensors, in query blocks so deep runs stay within _MAX_COMPARISONS.
+    step = max(1, _MAX_COMPARISONS // max(1, retrieved.shape[1] * rel.shape[1]))
+    for s in range(0, retrieved.shape[0], step):
+        r, j = retrieved[s:s + step, :, None], rel[s:s + step, None, :]
+        match = (r == j) & (j >= 0) & (r >= 0)
+        out[s:s + step] = np.where(match, positive[s:s + step, None, :], 0.0).max(axis=2, initial=0.0)
+    return out
+
+
+def n_judged_relevant(grades: np.ndarray) -> np.ndarray:
+    """Number of relevant (grade > 0) judgements per query."""
+    return np.count_nonzero(np.asarray(grades) > 0, axis=1)
+
+
+def _divide_or_zero(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den as float64, 0 where den is 0 (trec_eval's value for a query without relevant judgements)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def _cut(gains: np.ndarray, k: int) -> np.ndarray:
+    """The first k columns of a gain matrix (all of them when the run is shallower than k)."""
+    return np.asarray(gains, dtype=np.float64)[:, :_check_k(k)]
+
+
+def ndcg_at_k_topk(gains: np.ndarray, grades: np.ndarray, k: int) -> np.ndarray:
+    """Per-query nDCG@k: sum gain_i / log2(i + 1) over the top k, over the same for the ideal order."""
+    g = _cut(gains, k)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+    dcg = (g * discounts[: g.shape[1]]).sum(axis=1)
+    ideal = -np.sort(-np.maximum(np.asarray(grades, dtype=np.float64), 0.0), axis=1)[:, :k]
+    idcg = (ideal * discounts[: ideal.shape[1]]).sum(axis=1)
+    return _divide_or_zero(dcg, idcg)
+
+
+def recall_at_k_topk(gains: np.ndarray, grades: np.ndarray, k: int) -> np.ndarray:
+    """Per-query R@k: relevant documents in the top k over all relevant judgements (0 if none)."""
+    hits = np.count_nonzero(_cut(gains, k) > 0, axis=1)
+    return _divide_or_zero(hits, n_judged_relevant(grades))
+
+
+def reciprocal_rank_at_k(gains: np.ndarray, grades: np.ndarray, k: int) -> np.ndarray:
+    """Per-query RR@k: 1 / position of the first relevant document in the top k, else 0."""
+    hit = _cut(gains, k) > 0
+    return _divide_or_zero(hit.any(axis=1), hit.argmax(axis=1) + 1.0)
+
+
+def average_precision_at_k(gains: np.ndarray, grades: np.ndarray, k: int) -> np.ndarray:
+    """Per-query AP@k: sum of precision@i at relevant positions i <= k, over all relevant judgements (0 if none)."""
+    hit = _cut(gains, k) > 0
+    precision = np.cumsum(hit, axis=1) / np.arange(1, hit.shape[1] + 1, dtype=np.float64)
+    return _divide_or_zero((precision * hit).sum(axis=1), n_judged_relevant(grades))
+
+
+# ir_measures names of the measures above (`nDCG@10`, `R@100`, `RR@10`, `AP@1000`).
+TOPK_MEASURES = {
+    "nDCG": ndcg_at_k_topk,
+    "R": recall_at_k_topk,
+    "RR": reciprocal_rank_at_k,
+    "AP": average_precision_at_k,
+}
+
+
+def parse_measure(name: str) -> tuple[str, int]:
+    """Split an ir_measures name such as `nDCG@10` into ("nDCG", 10); raise naming the accepted forms."""
+    measure, _, cut = str(name).partition("@")
+    if measure not in TOPK_MEASURES or not cut.isdigit() or int(cut) < 1:
+        raise ValueError(f"measure {name!r}: expected <name>@<cut-off> with name in "
+                         f"{', '.join(TOPK_MEASURES)} and a positive cut-off, e.g. nDCG@10, R@100")
+    return measure, int(cut)
+
+
+def topk_metrics(retrieved: np.ndarray, rel: np.ndarray, grades: np.ndarray,
+                 measures: Iterable[str]) -> dict[str, np.ndarray]:
+    """Per-query values of each named measure (e.g. `nDCG@10`) for one top-k run."""
+    gains = topk_gains(retrieved, rel, grades)
+    out = {}
+    for name in measures:
+        measure, k = parse_measure(name)
+        out[name] = TOPK_MEASURES[measure](gains, grades, k)
+    return out

@@ -79,8 +79,13 @@ class BiEncoder(nn.Module):
             # 118M); freezing it keeps the vocabulary aligned across languages and halves step time.
             for p in self.model.get_input_embeddings().parameters():
                 p.requires_grad_(False)
+        pooler = getattr(self.model, "pooler", None)
+        if pooling != "pooler" and isinstance(pooler, nn.Module):
+            # Unused by mean/cls pooling: without a gradient it would make DDP wait for its all-reduce.
+            pooler.requires_grad_(False)
         if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+            # Non-reentrant checkpointing also works when the inputs need no grad (frozen embeddings).
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     @property
     def dim(self) -> int:

@@ -9,8 +9,10 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_warn
 
 from src.model.encoder import BiEncoder
+from src.model.gradcache import CachedSide, backward_through_chunks, embed_without_graph
 from src.model.loss import InfoNCELoss
 
 
@@ -28,35 +30,90 @@ class RetrievalModule(LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         warmup_ratio: float = 0.1,
         name: str = "model",
+        on_nonfinite: str = "stop",
+        gather_negatives: bool = False,
+        cached_negatives: bool = False,
+        cache_chunk_size: int = 32,
     ) -> None:
         super().__init__()
         if not 0.0 <= warmup_ratio <= 1.0:
             raise ValueError(f"optim.warmup_ratio must be in [0, 1], got {warmup_ratio}")
+        if on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {on_nonfinite!r}")
+        self.on_nonfinite = on_nonfinite
+        self.skipped_batches = 0
         self.encoder = encoder
         self.loss_fn = loss
         self.optimizer_factory = optimizer
         self.warmup_ratio = warmup_ratio
         self.name = name
         self._last_batch_end: float | None = None
+        if cached_negatives and cache_chunk_size < 1:
+            raise ValueError(f"model.cache_chunk_size must be >= 1, got {cache_chunk_size}")
+        self.gather_negatives = gather_negatives  # score against the passages of every DDP rank
+        self.cache_chunk_size = cache_chunk_size if cached_negatives else None  # GradCache chunk rows
+        self._cached: list[CachedSide] | None = None  # pass-1 embeddings awaiting `backward`
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Embeddings for one padded side of a batch."""
         return self.encoder(**batch)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         """One contrastive step: encode queries, encode positives + negatives in one pass, InfoNCE."""
-        q = self.encoder(**batch["query"])
-        p = self.encoder(**batch["passage"])
         n_pos = batch["n_pos"]
-        loss = self.loss_fn(q, p[:n_pos], p[n_pos:] if p.shape[0] > n_pos else None)
-        if not torch.isfinite(loss):
+        loss = self.contrastive_loss(batch["query"], batch["passage"], n_pos)
+        # Agreed across ranks: under DDP one rank skipping or stopping alone would hang the others.
+        if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             langs = sorted({f"{a}-{b}" for a, b in zip(batch["q_lang"], batch["p_lang"])})
-            raise NonFiniteLossError(
-                f"non-finite loss {loss.item()} at step {self.global_step}: languages {langs}, "
-                f"xling_ids {batch['xling_id'][:8]}{'...' if len(batch['xling_id']) > 8 else ''}"
-            )
+            what = (f"non-finite loss {loss.item()} at step {self.global_step}: languages {langs}, "
+                    f"xling_ids {batch['xling_id'][:8]}{'...' if len(batch['xling_id']) > 8 else ''}")
+            if self.on_nonfinite == "stop":
+                raise NonFiniteLossError(what)
+            self.skipped_batches += 1  # returning None makes Lightning skip backward and the optimizer step
+            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=1)
+            # Log what happened (else Lightning re-logs the previous step's loss for this step).
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=n_pos)
+            rank_zero_warn(f"{what}; batch skipped (on_nonfinite=skip, {self.skipped_batches} so far)")
+            return None
+        if self.on_nonfinite == "skip":  # a cumulative series: 0 until the first skip
+            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=1)
         self.log("train/loss", loss, prog_bar=True, batch_size=n_pos)
         return loss
+
+    def contrastive_loss(self, query: dict[str, torch.Tensor], passage: dict[str, torch.Tensor], n_pos: int
+                         ) -> torch.Tensor:
+        """InfoNCE of a batch; with gradient caching the embeddings are graph-free leaves (see `backward`)."""
+        if self.cache_chunk_size is None:
+            q, p = self.encoder(**query), self.encoder(**passage)
+            self._cached = None
+        else:
+            self._cached = [embed_without_graph(self.encoder, side, self.cache_chunk_size) for side in (query, passage)]
+            q, p = (side.embeddings for side in self._cached)
+        return self.loss_fn(q, p[:n_pos], p[n_pos:] if p.shape[0] > n_pos else None, gather=self.gather_negatives)
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """GradCache pass 2 after the loss's backward (which stops at the cached embeddings)."""
+        if self._cached is None:
+            super().backward(loss, *args, **kwargs)
+            return
+        sides, self._cached = self._cached, None
+        loss.backward(*args, **kwargs)  # `loss` arrives scaled by the precision plugin (16-mixed)
+        backward_through_chunks(self.encoder, sides, before_last=self._rearm_gradient_sync)
+
+    def _rearm_gradient_sync(self, output: torch.Tensor) -> None:
+        """Make DDP all-reduce again on the last chunk's backward.
+
+        DDP arms its gradient all-reduce once per forward, and the first chunk's backward uses it up; the
+        chunks in between accumulate locally. Re-arming before the last chunk all-reduces the accumulated
+        gradients, and since averaging is linear the sum of both all-reduces is the averaged full gradient.
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = self.trainer.model if self._trainer is not None else None
+        if isinstance(model, DistributedDataParallel):
+            from lightning.pytorch.overrides.distributed import prepare_for_backward
+
+            prepare_for_backward(model, output)
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
         """Throughput (pairs/s, wall clock between batch ends) and the current learning rate."""
@@ -84,3 +141,11 @@ class RetrievalModule(LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The skipped-batch count survives a resume."""
+        checkpoint["xlir_skipped_batches"] = self.skipped_batches
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the skipped-batch count."""
+        self.skipped_batches = int(checkpoint.get("xlir_skipped_batches", 0))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import traceback
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -63,17 +65,29 @@ def run_name(model: str, sampling: str, alpha: float | None, seed: int) -> str:
 
 
 def build_logger(
-    experiment_name: str, tracking_uri: str, name: str, tags: Mapping[str, str], run_id: str | None = None
+    experiment_name: str, tracking_uri: str, name: str, tags: Mapping[str, str], run_id: str | None = None,
+    journal_dir: str | Path | None = None,
 ) -> XlirMLFlowLogger:
-    """Create (or reopen, given run_id) the MLflow run; fails fast naming the URI when it is unreachable."""
+    """Create (or reopen, given run_id) the MLflow run; fails fast naming the URI when it is unreachable.
+
+    With `journal_dir`, every later write is journaled there and survives a tracking outage
+    (src/tracking/resilient.py; `python -m src.sync RUN_FOLDER` uploads what was missed).
+    """
+    from src.tracking.resilient import JOURNAL_FILE, Journal, ResilientClient, fast_http
+
     uri = resolve_tracking_uri(tracking_uri)
     logger = XlirMLFlowLogger(
         experiment_name=experiment_name, tracking_uri=uri, run_name=name, tags=dict(tags), run_id=run_id
     )
     try:
-        _ = logger.experiment, logger.run_id  # creates the experiment and run now, not at the first metric
+        with fast_http():  # one try, short timeout: an unreachable server fails the run now, not in minutes
+            _ = logger.experiment, logger.run_id  # creates the experiment and run now, not at the first metric
+            if run_id is not None:  # a resumed run: it was left KILLED/FAILED (or RUNNING after a SIGKILL)
+                logger.experiment.update_run(run_id, status="RUNNING")
     except Exception as err:
         raise ConnectionError(f"MLflow tracking store {uri} is unreachable or unusable: {err}") from err
+    if journal_dir is not None:  # Lightning reaches the client through this attribute (logger.experiment)
+        logger._mlflow_client = ResilientClient(logger._mlflow_client, Journal(Path(journal_dir) / JOURNAL_FILE))
     return logger
 
 
@@ -103,6 +117,35 @@ def log_artifact(
             log_artifact(logger, child, sub, skip)
         else:
             logger.experiment.log_artifact(logger.run_id, str(child), artifact_path)
+
+
+ERROR_TAG = "error"
+
+
+def error_text(err: BaseException, limit: int = 4000) -> str:
+    """`Type: message`, cut to fit an MLflow tag value (the full traceback goes to an artifact)."""
+    text = f"{type(err).__name__}: {err}"
+    return text if len(text) <= limit else text[: limit - 15] + " …[truncated]"
+
+
+def record_error(logger: MLFlowLogger, err: BaseException) -> None:
+    """A failed run's error as the `error` tag and its full traceback as the `error.txt` artifact.
+
+    Best effort: when the store itself is what failed, a second error here must not hide the first one.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        logger.experiment.set_tag(logger.run_id, ERROR_TAG, error_text(err))
+        logger.experiment.log_text(logger.run_id, "".join(traceback.format_exception(err)), "error.txt")
+    except (MlflowException, OSError) as store_err:
+        warnings.warn(f"could not record the error on MLflow run {logger.run_id}: {store_err}", stacklevel=2)
+
+
+def experiment_id(client: Any, name: str) -> str:
+    """Id of the named experiment, created when it does not exist yet."""
+    exp = client.get_experiment_by_name(name)
+    return exp.experiment_id if exp is not None else client.create_experiment(name)
 
 
 def close_run(logger: MLFlowLogger, status: str = "FINISHED") -> None:
