@@ -24,16 +24,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from src import reliability, resume
     from src.builders import build_encoder, load_eval_sets, load_training_pairs, tags
     from src.data.datamodule import PairDataModule
     from src.evaluation.guard import check_zero_shot
+    from src.launch import inherited_run_id
     from src.model.module import RetrievalModule
     from src.tracking import mlflow as tracking
+    from src.tracking.sweep import sweep_child
 
     # 1. Config and data first: every bad input fails here, before a model loads or a run opens.
     validate(cfg)
-    from src import reliability, resume
-
     # ckpt_path=last / resume=true / a SLURM requeue: which checkpoint, run folder and MLflow run to continue.
     ckpt_path, previous, fingerprint = resume.prepare(cfg)
     if cfg.data.train is None:
@@ -67,13 +68,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
 
     # 3. Tracking and trainer. Inside a multirun the run is a child of the sweep's parent run.
-    from src.launch import inherited_run_id
-    from src.tracking.mlflow import run_name
-    from src.tracking.sweep import sweep_child
-
     child = sweep_child(cfg)
     name = cfg.logger.run_name or (child.name if child else
-                                   run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed))
+                                   tracking.run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed))
     run_tags = {**tags(cfg, "train"), "zero_shot_check": f"{'passed' if not overlap.total else 'overlap allowed'}: "
             f"{overlap.total} overlapping texts", **(child.tags if child else {})}
     logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, run_tags,
