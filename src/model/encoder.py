@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -108,19 +109,20 @@ class BiEncoder(nn.Module):
     def pad(self, features: dict[str, list[list[int]]]) -> dict[str, torch.Tensor]:
         """Pad a list of token-id rows to the longest one, with an attention mask."""
         ids = features["input_ids"]
-        n, width = len(ids), max((len(r) for r in ids), default=1)
+        lengths = np.fromiter((len(r) for r in ids), dtype=np.int64, count=len(ids))
+        width = max(int(lengths.max(initial=0)), 1)
+        # One boolean-mask scatter of all rows at once: a per-row tensor copy costs ~5 us a row in Python.
+        mask = np.arange(width)[None, :] < lengths[:, None]
         pad_id = self.tokenizer.pad_token_id or 0
-        input_ids = torch.full((n, width), pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-        out = {"input_ids": input_ids, "attention_mask": mask}
+
+        def scatter(rows: list[list[int]], fill: int) -> torch.Tensor:
+            out = np.full((len(rows), width), fill, dtype=np.int64)
+            out[mask] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+            return torch.from_numpy(out)
+
+        out = {"input_ids": scatter(ids, pad_id), "attention_mask": torch.from_numpy(mask.astype(np.int64))}
         if "token_type_ids" in features:
-            tt = torch.zeros((n, width), dtype=torch.long)
-            for i, row in enumerate(features["token_type_ids"]):
-                tt[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-            out["token_type_ids"] = tt
+            out["token_type_ids"] = scatter(features["token_type_ids"], 0)
         return out
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:

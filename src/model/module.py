@@ -47,7 +47,8 @@ class RetrievalModule(LightningModule):
         self.optimizer_factory = optimizer
         self.warmup_ratio = warmup_ratio
         self.name = name
-        self._last_batch_end: float | None = None
+        self._window_start: float | None = None  # throughput window: start time and pairs seen since
+        self._window_pairs = 0
         if cached_negatives and cache_chunk_size < 1:
             raise ValueError(f"model.cache_chunk_size must be >= 1, got {cache_chunk_size}")
         self.gather_negatives = gather_negatives  # score against the passages of every DDP rank
@@ -57,6 +58,15 @@ class RetrievalModule(LightningModule):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Embeddings for one padded side of a batch."""
         return self.encoder(**batch)
+
+    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> dict[str, Any]:
+        """Move only the padded token tensors; the per-pair metadata (language codes, ids) stays on the host.
+
+        Lightning's default walks every element of the batch's lists (~3 ms a step for 3x32 strings).
+        """
+        moved = {side: {k: v.to(device, non_blocking=True) for k, v in batch[side].items()}
+                 for side in ("query", "passage")}
+        return {**batch, **moved}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         """One contrastive step: encode queries, encode positives + negatives in one pass, InfoNCE."""
@@ -115,12 +125,24 @@ class RetrievalModule(LightningModule):
 
             prepare_for_backward(model, output)
 
+    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Open the first throughput window."""
+        if self._window_start is None:
+            self._window_start = time.perf_counter()
+
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
-        """Throughput (pairs/s, wall clock between batch ends) and the current learning rate."""
+        """Throughput (pairs/s since the previous logger write) and the learning rate, on logging steps only.
+
+        Lightning writes step metrics every `log_every_n_steps` (the condition its own LearningRateMonitor
+        uses); a `self.log` call costs ~0.7 ms, a few % of a small model's step, and in between it is not written.
+        """
+        self._window_pairs += batch["n_pos"]
+        if not self.trainer._logger_connector.should_update_logs:
+            return
         now = time.perf_counter()
-        if self._last_batch_end is not None:
-            self.log("train/pairs_per_s", batch["n_pos"] / max(now - self._last_batch_end, 1e-9), batch_size=1)
-        self._last_batch_end = now
+        if self._window_start is not None:
+            self.log("train/pairs_per_s", self._window_pairs / max(now - self._window_start, 1e-9), batch_size=1)
+        self._window_start, self._window_pairs = now, 0
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
 
     def configure_optimizers(self) -> dict[str, Any]:
