@@ -23,6 +23,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from bench import common
 from src.evaluation.index import IndexSpec, build_index, recall_vs_exact, search, set_search_params
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ann.json"
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--target", type=float, default=0.95)
     p.add_argument("--nlist", type=int, default=None, help="IVF lists (default 4*sqrt(n))")
-    p.add_argument("--hnsw-m", type=int, default=32)
-    p.add_argument("--ef-construction", type=int, default=128)
+    p.add_argument("--hnsw-m", type=int, default=None, help="default: eval.hnsw_m of conf/config.yaml")
+    p.add_argument("--ef-construction", type=int, default=None, help="default: eval.ef_construction of the config")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--indexes", default="ivf,hnsw", help="comma-separated subset of ivf,hnsw to benchmark")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     queries = sample_embeddings(args.queries, args.dim, rng, args.decay)  # same distribution, not in the data
     print(f"data {data.shape} generated in {time.perf_counter() - t0:.1f}s", flush=True)
 
-    flat = IndexSpec(kind="flat", use_gpu=False)
+    defaults = common.compose().eval  # the index settings users get; flags override single knobs
+    flat = IndexSpec.from_config(defaults, kind="flat", use_gpu=False)
     t0 = time.perf_counter()
     exact_index = build_index(flat, args.dim, data)
     flat_build = time.perf_counter() - t0
@@ -112,9 +114,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     del exact_index
     print(f"exact: build {flat_build:.2f}s search {flat_search:.2f}s", flush=True)
 
-    ivf = IndexSpec(kind="ivf", nlist=args.nlist, train_size=40 * (args.nlist or int(4 * args.n ** 0.5)),
-                    use_gpu=False, seed=args.seed)
-    hnsw = IndexSpec(kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction, use_gpu=False)
+    ivf = IndexSpec.from_config(defaults, seed=args.seed, kind="ivf", nlist=args.nlist, use_gpu=False,
+                                train_size=40 * (args.nlist or int(4 * args.n ** 0.5)))
+    hnsw = IndexSpec.from_config(defaults, kind="hnsw", use_gpu=False,
+                                 hnsw_m=args.hnsw_m or defaults.hnsw_m,
+                                 ef_construction=args.ef_construction or defaults.ef_construction)
     result = {
         "n": args.n, "dim": args.dim, "queries": args.queries, "spectrum_decay": args.decay, "k": args.k,
         "target_recall": args.target, "threads": faiss.omp_get_max_threads(), "faiss": faiss.__version__,

@@ -64,6 +64,7 @@ class Sample:
     seconds: float
     rss_peak_mib: float | None  # RSS high-water minus RSS at the start: torch, numpy and Python together
     py_peak_mib: float | None  # tracemalloc peak (Python objects + numpy buffers), when traced
+    py_retained_mib: float | None = None  # traced memory still held when fn returned: its result's size
 
 
 def run_once(fn: Callable[[], Any], trace_python: bool = False) -> tuple[Sample, Any]:
@@ -78,14 +79,15 @@ def run_once(fn: Callable[[], Any], trace_python: bool = False) -> tuple[Sample,
         result = fn()
         seconds = time.perf_counter() - t0
     finally:
-        py_peak = tracemalloc.get_traced_memory()[1] if trace_python else None
+        py_now, py_peak = tracemalloc.get_traced_memory() if trace_python else (None, None)
         if trace_python:
             tracemalloc.stop()
     if isinstance(result, Timed):
         seconds, result = result.seconds, result.result
     hwm = _proc_status_kib("VmHWM")
     rss_peak = (hwm - rss0) / 1024 if can_reset and hwm is not None and rss0 is not None else None
-    return Sample(seconds, rss_peak, None if py_peak is None else py_peak / 2**20), result
+    mib = (lambda b: None if b is None else b / 2**20)
+    return Sample(seconds, rss_peak, mib(py_peak), mib(py_now)), result
 
 
 @dataclass

@@ -203,33 +203,36 @@ class EvalSchema:
     log_large_artifacts: bool = False
     # Corpus kinds (beir, miracl): ir_measures names with cut-offs; the search depth is the largest.
     measures: list[str] = field(default_factory=lambda: ["nDCG@10", "R@100", "RR@10", "AP@1000"])
-    index: str = "flat"
-    nlist: int | None = None
-    nprobe: int = 32
-    hnsw_m: int = 32
-    ef_construction: int = 200
-    ef_search: int = 256
-    index_train_size: int = 100_000
-    gpu_index: bool = True
+    # Index knobs: no defaults here, conf/config.yaml is their one source (src.evaluation.index.IndexSpec checks).
+    index: str = MISSING
+    nlist: int | None = MISSING
+    nprobe: int = MISSING
+    hnsw_m: int = MISSING
+    ef_construction: int = MISSING
+    ef_search: int = MISSING
+    index_train_size: int = MISSING
+    gpu_index: bool = MISSING
     exact_check_queries: int = 1000
     corpus_shard_size: int = 50_000
     embedding_dtype: str = "float32"
     cache_embeddings: bool = True
 
     def __post_init__(self) -> None:
+        from src.evaluation.index import IndexSpec
         from src.evaluation.metrics import parse_measure
 
         _check(self.batch_size > 0, "eval.batch_size", "> 0", self.batch_size)
-        _check(self.index in ("flat", "ivf", "hnsw"), "eval.index", "one of flat, ivf, hnsw", self.index)
         _check(bool(self.measures), "eval.measures", "a non-empty list such as [nDCG@10, R@100]", self.measures)
         for m in self.measures:
             try:
                 parse_measure(m)
             except ValueError as err:
                 raise ConfigError(f"eval.measures: {err}") from err
-        _check(self.nlist is None or self.nlist > 0, "eval.nlist", "> 0 or null (4*sqrt(n))", self.nlist)
-        for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "index_train_size", "corpus_shard_size"):
-            _check(getattr(self, name) > 0, f"eval.{name}", "> 0", getattr(self, name))
+        try:
+            IndexSpec.from_config(self)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        _check(self.corpus_shard_size > 0, "eval.corpus_shard_size", "> 0", self.corpus_shard_size)
         _check(self.exact_check_queries >= 0, "eval.exact_check_queries", ">= 0 (0 = no check)",
                self.exact_check_queries)
         _check(self.embedding_dtype in ("float32", "float16"), "eval.embedding_dtype", "float32 or float16",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
@@ -21,28 +22,44 @@ import numpy as np
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 
 
+# IndexSpec field -> the `eval.*` config key it comes from (error messages name the key a user sets).
+CONFIG_KEYS = {"kind": "index", "nlist": "nlist", "nprobe": "nprobe", "hnsw_m": "hnsw_m",
+               "ef_construction": "ef_construction", "ef_search": "ef_search", "train_size": "index_train_size",
+               "use_gpu": "gpu_index"}
+
+
 @dataclass(frozen=True)
 class IndexSpec:
-    """How to build and search one index; `nlist=None` picks 4*sqrt(n) lists (FAISS's rule of thumb)."""
+    """How to build and search one index; the knobs' defaults live only in the `eval` config (conf/config.yaml).
 
-    kind: str = "flat"
-    nlist: int | None = None
-    nprobe: int = 32
-    hnsw_m: int = 32
-    ef_construction: int = 200
-    ef_search: int = 256
-    train_size: int = 100_000
-    use_gpu: bool = True
+    `nlist=None` picks 4*sqrt(n) lists (FAISS's rule of thumb).
+    """
+
+    kind: str
+    nlist: int | None
+    nprobe: int
+    hnsw_m: int
+    ef_construction: int
+    ef_search: int
+    train_size: int
+    use_gpu: bool
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, eval_cfg: Any, seed: int = 0, **overrides: Any) -> IndexSpec:
+        """The spec an `eval` config section describes, with field overrides (e.g. `kind="flat"`)."""
+        fields = {name: getattr(eval_cfg, key) for name, key in CONFIG_KEYS.items()}
+        return cls(**{**fields, "seed": seed, **overrides})
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
             raise ValueError(f"eval.index={self.kind!r}: expected one of {', '.join(INDEX_KINDS)}")
-        for key in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "train_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"eval.{key}={getattr(self, key)}: expected a positive integer")
-        if self.nlist is not None and self.nlist < 1:
-            raise ValueError(f"eval.nlist={self.nlist}: expected a positive integer or null (auto)")
+        for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "train_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"eval.{CONFIG_KEYS[name]}={value!r}: expected a positive integer")
+        if self.nlist is not None and (isinstance(self.nlist, bool) or not isinstance(self.nlist, int) or self.nlist < 1):
+            raise ValueError(f"eval.nlist={self.nlist!r}: expected a positive integer or null (4*sqrt(corpus size))")
 
     def factory_string(self, n: int) -> str:
         """The `faiss.index_factory` description of this index for n vectors."""

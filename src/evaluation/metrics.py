@@ -35,9 +35,9 @@ __all__ = [
     "topk_metrics",
 ]
 
-# Upper bound on the number of (query, relevant, candidate) comparisons materialised at once.
-# Counting-based ranking builds boolean tensors of shape (rows, max_rel, n_candidates); with 10^5+
-# candidates an unbounded block would need gigabytes, so rows are processed in sub-chunks.
+# Upper bound on the number of comparisons materialised at once: counting-based ranking builds boolean
+# arrays of shape (rows, n_candidates) (top-k gains: (rows, depth, max_rel)); with 10^5+ candidates an
+# unbounded block would need gigabytes, so rows are processed in sub-chunks.
 _MAX_COMPARISONS = 1 << 24
 
 
@@ -80,18 +80,24 @@ def _ranks_of_block(scores: np.ndarray, rel: np.ndarray) -> np.ndarray:
     pad = rel < 0
     cols = np.where(pad, 0, rel)  # padding points at column 0 only so indexing stays in range
     cand_idx = np.arange(n_cand, dtype=np.int64)
-    step = max(1, _MAX_COMPARISONS // (max_rel * max(n_cand, 1)))
+    # One relevant column at a time: temporaries are (rows, n_candidates), so memory stays linear in the
+    # pool even when the number of relevant candidates per query grows with it (the pooled setting).
+    step = max(1, _MAX_COMPARISONS // max(n_cand, 1))
     for start in range(0, n_rows, step):
         s = scores[start:start + step]  # (b, nc)
         c = cols[start:start + step]  # (b, m)
         rel_scores = np.take_along_axis(s, c, axis=1)  # (b, m)
-        s3 = s[:, None, :]
-        r3 = rel_scores[:, :, None]
-        # rank(j) - 1 = #{k : s_k > s_j} + #{k < j : s_k == s_j}: the second term reproduces the
-        # stable-sort tie-break (lower candidate index first) without sorting the row.
-        n_greater = np.count_nonzero(s3 > r3, axis=2)
-        ties_before = (s3 == r3) & (cand_idx[None, None, :] < c[:, :, None])
-        out[start:start + step] = 1 + n_greater + np.count_nonzero(ties_before, axis=2)
+        for j in range(max_rel):
+            r = rel_scores[:, j:j + 1]
+            # rank - 1 = #{k : s_k > s_j} + #{k < j : s_k == s_j}: the second term reproduces the
+            # stable-sort tie-break (lower candidate index first) without sorting the row.
+            n_greater = np.count_nonzero(s > r, axis=1)
+            equal = s == r
+            tied = np.flatnonzero(np.count_nonzero(equal, axis=1) > 1)  # rows where s_j is not unique
+            ties_before = np.zeros(len(s), dtype=np.int64)
+            if len(tied):
+                ties_before[tied] = np.count_nonzero(equal[tied] & (cand_idx < c[tied, j:j + 1]), axis=1)
+            out[start:start + step, j] = 1 + n_greater + ties_before
     out[pad] = 0
     return out
 

@@ -135,8 +135,7 @@ def settings_from_config(cfg: Any) -> CorpusEvalSettings:
     from src.evaluation.callback import autocast_dtype
 
     e = cfg.eval
-    spec = IndexSpec(kind=e.index, nlist=e.nlist, nprobe=e.nprobe, hnsw_m=e.hnsw_m, ef_construction=e.ef_construction,
-                     ef_search=e.ef_search, train_size=e.index_train_size, use_gpu=e.gpu_index, seed=cfg.seed)
+    spec = IndexSpec.from_config(e, seed=cfg.seed)
     return CorpusEvalSettings(
         measures=list(e.measures), index=spec, batch_size=e.batch_size, shard_size=e.corpus_shard_size,
         embedding_dtype=e.embedding_dtype,

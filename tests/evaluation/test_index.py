@@ -7,6 +7,10 @@ import numpy as np
 import pytest
 from ir_measures import AP, RR, R, nDCG
 
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
 from bench.ann import sample_embeddings
 from src.evaluation.grid import metric_key
 from src.evaluation.index import IndexSpec, build_index, exact_topk, recall_vs_exact, sample_rows, search
@@ -19,6 +23,13 @@ from src.evaluation.metrics import (
     topk_gains,
     topk_metrics,
 )
+
+EVAL_CFG = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "config.yaml").eval
+
+
+def spec_for(kind: str, **overrides: object) -> IndexSpec:
+    """The project's default index settings (conf/config.yaml) for one kind, on the CPU."""
+    return IndexSpec.from_config(EVAL_CFG, kind=kind, use_gpu=False, **overrides)
 
 
 def test_topk_metrics_hand_worked() -> None:
@@ -84,7 +95,7 @@ def test_exact_topk_streams_shards_with_index_tie_break() -> None:
     np.testing.assert_array_equal(short, [[0, 1, -1]])
     rng = np.random.default_rng(0)
     x, q = rng.standard_normal((500, 8)).astype(np.float32), rng.standard_normal((7, 8)).astype(np.float32)
-    _, flat_ids = search(build_index(IndexSpec("flat", use_gpu=False), 8, x), q, 20)
+    _, flat_ids = search(build_index(spec_for("flat"), 8, x), q, 20)
     np.testing.assert_array_equal(exact_topk(q, np.array_split(x, 3), 20)[1], flat_ids)
 
 
@@ -99,14 +110,19 @@ def test_recall_vs_exact_and_sampling() -> None:
 
 def test_bad_index_settings() -> None:
     with pytest.raises(ValueError, match="eval.index='pq'"):
-        IndexSpec("pq")
+        spec_for("pq")
     with pytest.raises(ValueError, match="eval.nprobe=0"):
-        IndexSpec("ivf", nprobe=0)
-    assert IndexSpec("ivf").factory_string(10_000) == "IVF400,Flat" and IndexSpec("ivf", nlist=50).lists_for(20) == 20
+        spec_for("ivf", nprobe=0)
+    with pytest.raises(ValueError, match="eval.index_train_size=0"):
+        spec_for("ivf", train_size=0)
+    with pytest.raises(ValueError, match="eval.nlist=True"):
+        spec_for("ivf", nlist=True)
+    assert spec_for("ivf", nlist=None).factory_string(10_000) == "IVF400,Flat"
+    assert spec_for("ivf", nlist=50).lists_for(20) == 20
 
 
-@pytest.mark.parametrize("spec", [IndexSpec("ivf", nlist=128, nprobe=24, use_gpu=False),
-                                  IndexSpec("hnsw", hnsw_m=16, ef_construction=64, ef_search=256, use_gpu=False)],
+@pytest.mark.parametrize("spec", [spec_for("ivf", nlist=128, nprobe=24),
+                                  spec_for("hnsw", hnsw_m=16, ef_construction=64, ef_search=256)],
                          ids=["ivf", "hnsw"])
 def test_approximate_indexes_reach_095_recall_on_20k(spec: IndexSpec) -> None:
     """CI-sized version of bench/ann.py: 20k anisotropic unit vectors, 200 queries, recall@100 vs exact."""
