@@ -51,6 +51,31 @@ def test_evaluate_beir_fixture_logs_ir_measures(tmp_path: Path) -> None:
     assert len(manifests) == 1 and len(list(manifests[0].parent.glob("shard-*.npy"))) == 4  # 30 rows / 8
 
 
+def test_evaluate_ddp_two_cpu_ranks_matches_one_process(tmp_path: Path) -> None:
+    """`src.evaluate trainer=ddp` with 2 CPU ranks: each encodes its shards, rank 0 searches and logs once."""
+    fixture = write_fixture(tmp_path / "beir")
+    texts = [passage_text(d["title"], d["text"]) for d in fixture_corpus()] + list(QUERIES.values())
+    model = build_tiny_model(texts, tmp_path / "tiny", vocab_size=300)
+    metrics = {}
+    for name, extra in {"one": [], "ddp": ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]}.items():
+        db = tmp_path / f"{name}.db"
+        proc = run_module(
+            "src.evaluate", "data=beir_fixture", "model=tiny", f"model.pretrained={model}", *extra,
+            "trainer.precision=32-true", f"logger.tracking_uri=sqlite:///{db}", f"hydra.run.dir={tmp_path / name}",
+            f"paths.cache_dir={tmp_path / name / 'cache'}", "eval.corpus_shard_size=8",
+            env={"XLIR_BEIR_FIXTURE": str(fixture)}, timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs = mlflow_runs(db)
+        assert len(runs) == 1 and runs[0].info.status == "FINISHED", name  # rank 1 opens no run of its own
+        metrics[name] = {k: v for k, v in runs[0].data.metrics.items() if "/mono/" in k}
+        manifest = next((tmp_path / name / "cache" / "embeddings").glob(f"*/{MANIFEST}"))
+        assert len(list(manifest.parent.glob("shard-*.npy"))) == 4  # 30 rows / 8, shards split across ranks
+    assert metrics["ddp"].keys() == metrics["one"].keys() and len(metrics["one"]) >= 5
+    for key, value in metrics["one"].items():
+        assert metrics["ddp"][key] == pytest.approx(value, abs=1e-6), key
+
+
 def test_training_rejects_corpus_eval_sets(tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
 
