@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ir_measures
 import numpy as np
 import pytest
 from ir_measures import AP, RR, R, nDCG
-
-from pathlib import Path
-
 from omegaconf import OmegaConf
 
 from bench.ann import sample_embeddings
