@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     del exact_index
     print(f"exact: build {flat_build:.2f}s search {flat_search:.2f}s", flush=True)
 
-    ivf = IndexSpec.from_config(defaults, seed=args.seed, kind="ivf", nlist=args.nlist, use_gpu=False,
-                                train_size=40 * (args.nlist or int(4 * args.n ** 0.5)))
+    ivf = IndexSpec.from_config(defaults, seed=args.seed, kind="ivf", nlist=args.nlist, use_gpu=False)
     hnsw = IndexSpec.from_config(defaults, kind="hnsw", use_gpu=False,
                                  hnsw_m=args.hnsw_m or defaults.hnsw_m,
                                  ef_construction=args.ef_construction or defaults.ef_construction)

@@ -210,7 +210,7 @@ class EvalSchema:
     hnsw_m: int = MISSING
     ef_construction: int = MISSING
     ef_search: int = MISSING
-    index_train_size: int = MISSING
+    index_train_size: int | None = MISSING
     gpu_index: bool = MISSING
     exact_check_queries: int = 1000
     corpus_shard_size: int = 50_000

@@ -22,6 +22,11 @@ import numpy as np
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 
 
+def _positive_int(value: object) -> bool:
+    """An int (not a bool) >= 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 # IndexSpec field -> the `eval.*` config key it comes from (error messages name the key a user sets).
 CONFIG_KEYS = {"kind": "index", "nlist": "nlist", "nprobe": "nprobe", "hnsw_m": "hnsw_m",
                "ef_construction": "ef_construction", "ef_search": "ef_search", "train_size": "index_train_size",
@@ -41,7 +46,7 @@ class IndexSpec:
     hnsw_m: int
     ef_construction: int
     ef_search: int
-    train_size: int
+    train_size: int | None
     use_gpu: bool
     seed: int = 0
 
@@ -54,12 +59,14 @@ class IndexSpec:
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
             raise ValueError(f"eval.index={self.kind!r}: expected one of {', '.join(INDEX_KINDS)}")
-        for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "train_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"eval.{CONFIG_KEYS[name]}={value!r}: expected a positive integer")
-        if self.nlist is not None and (isinstance(self.nlist, bool) or not isinstance(self.nlist, int) or self.nlist < 1):
+        for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search"):
+            if not _positive_int(getattr(self, name)):
+                raise ValueError(f"eval.{CONFIG_KEYS[name]}={getattr(self, name)!r}: expected a positive integer")
+        if self.nlist is not None and not _positive_int(self.nlist):
             raise ValueError(f"eval.nlist={self.nlist!r}: expected a positive integer or null (4*sqrt(corpus size))")
+        if self.train_size is not None and not _positive_int(self.train_size):
+            raise ValueError(f"eval.index_train_size={self.train_size!r}: expected a positive integer or null "
+                             f"(40 vectors per IVF list)")
 
     def factory_string(self, n: int) -> str:
         """The `faiss.index_factory` description of this index for n vectors."""
@@ -68,6 +75,11 @@ class IndexSpec:
         if self.kind == "ivf":
             return f"IVF{self.lists_for(n)},Flat"
         return f"HNSW{self.hnsw_m},Flat"
+
+    def train_rows_for(self, n: int) -> int:
+        """k-means sample size: the configured one, else 40 per list (FAISS warns below 39), at most n."""
+        rows = self.train_size if self.train_size is not None else 40 * self.lists_for(n)
+        return min(rows, n)
 
     def lists_for(self, n: int) -> int:
         """IVF list count: the configured one, else 4*sqrt(n), never more lists than vectors."""
@@ -114,7 +126,7 @@ def build_index(spec: IndexSpec, dim: int, shards: Callable[[], Iterable[np.ndar
     if spec.kind == "hnsw":
         faiss.downcast_index(index).hnsw.efConstruction = spec.ef_construction
     if spec.kind == "ivf":
-        index.train(sample_rows(shards(), n_total, spec.train_size, spec.seed))
+        index.train(sample_rows(shards(), n_total, spec.train_rows_for(n_total), spec.seed))
     if spec.use_gpu and spec.kind != "hnsw" and gpu_available():
         index = faiss.index_cpu_to_all_gpus(index)
     for shard in shards():

@@ -118,6 +118,11 @@ def test_bad_index_settings() -> None:
         spec_for("ivf", nlist=True)
     assert spec_for("ivf", nlist=None).factory_string(10_000) == "IVF400,Flat"
     assert spec_for("ivf", nlist=50).lists_for(20) == 20
+    with pytest.raises(ValueError, match="eval.index_train_size=-5"):
+        spec_for("ivf", train_size=-5)
+    auto = spec_for("ivf", nlist=50, train_size=None)
+    assert auto.train_rows_for(10_000) == 2_000 and auto.train_rows_for(100) == 100  # 40 per list, at most n
+    assert spec_for("ivf", train_size=300).train_rows_for(10_000) == 300
 
 
 @pytest.mark.parametrize("spec", [spec_for("ivf", nlist=128, nprobe=24),
