@@ -142,6 +142,15 @@ class PairDataModule(LightningDataModule):
             "xling_id": [p.xling_id[i] for i in indices],
         }
 
+    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> dict[str, Any]:
+        """Move only the padded token tensors; the per-pair metadata (language codes, ids) stays on the host.
+
+        Lightning's default walks every element of the batch's lists (~3 ms a step for 3 x 32 strings).
+        """
+        moved = {side: {k: v.to(device, non_blocking=True) for k, v in batch[side].items()}
+                 for side in ("query", "passage")}
+        return {**batch, **moved}
+
     def train_dataloader(self) -> DataLoader:
         """Batches come whole from the language sampler; the sampler also distributes across ranks."""
         if self.batch_sampler is None:
