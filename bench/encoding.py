@@ -32,6 +32,7 @@ class Size:
 QUICK = Size(stride=400, repetitions=2)
 # ~26 batches per side: enough for the batching order to matter (a slice of one batch per side pads alike).
 FULL = Size(stride=8, repetitions=3)
+ALL = Size(stride=1, repetitions=2)  # all 26,104 texts (python -m bench.fullset)
 
 
 def project_encode(enc: Any, texts: common.Texts, batch_size: int, dtype: torch.dtype | None) -> np.ndarray:
@@ -93,9 +94,9 @@ def profile_encode(enc: Any, texts: common.Texts, batch_size: int, top: int = 8)
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, size: Size | None = None) -> dict[str, Any]:
     """Alternate project and reference per precision; returns the payload written to results/encoding.json."""
-    size = QUICK if quick else FULL
+    size = size or (QUICK if quick else FULL)
     texts = common.dataset_texts(common.xquad_r(), size.stride)
     enc = common.encoder("me5_small_bundled")
     st = common.sentence_transformer(enc)

@@ -145,15 +145,19 @@ def map_agreement(enc: Any, ds: LareqaDataset, batch_size: int) -> dict[str, Any
     return {"compared": len(diffs), "max_abs_diff": diffs[worst], "worst": worst}
 
 
-def floor_ratio(enc: Any, ds: LareqaDataset, size: Size) -> dict[str, Any]:
-    """Project evaluation vs encoding alone of the same texts (bundled model), alternated."""
+def floor_ratio(enc: Any, ds: LareqaDataset, batch_size: int, repetitions: int,
+                precision: str | None = None) -> dict[str, Any]:
+    """Project evaluation vs encoding alone of the same texts (same precision), alternated."""
+    from src.evaluation.callback import autocast_dtype
+
+    dtype = autocast_dtype(precision)
 
     def pure_encode() -> Embeddings:
-        return encode_dataset(ds, lambda t, s, c: enc.encode(t, s, c, batch_size=size.batch_size))
+        return encode_dataset(ds, lambda t, s, c: enc.encode(t, s, c, batch_size=batch_size, autocast_dtype=dtype))
 
-    res = alternate({"evaluate_sets": lambda: evaluate_sets(enc, {"xquad_r": ds}, size.batch_size),
+    res = alternate({"evaluate_sets": lambda: evaluate_sets(enc, {"xquad_r": ds}, batch_size, precision=precision),
                      "encode only": pure_encode},
-                    baseline="encode only", repetitions=size.repetitions, warmup=0)
+                    baseline="encode only", repetitions=repetitions, warmup=0)
     return res.to_json()
 
 
@@ -209,7 +213,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     print(f"grid floor: {floor_setting}")
     warm = LareqaDataset("xquad_r", {x: floor_ds.by_lang[x] for x in floor_ds.languages[:1]})
     evaluate_sets(bundled, {"xquad_r": warm}, size.batch_size)  # warm-up on one language
-    floor = floor_ratio(bundled, floor_ds, size)
+    floor = floor_ratio(bundled, floor_ds, size.batch_size, size.repetitions)
     enc_s = floor["arms"]["encode only"]["median_s"]
     scoring = full_scoring_seconds(bundled.dim)
     projected = 1 + scoring["score_s"] / (enc_s / n_floor * scoring["texts"])
