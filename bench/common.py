@@ -68,15 +68,12 @@ def dataset_texts(ds: LareqaDataset, stride: int = 1) -> Texts:
 
 def encoder(model: str = "me5_small_bundled") -> Any:
     """The project's BiEncoder for a model config, built offline (tiny: vocabulary from MLQA-R training texts)."""
-    from src.builders import build_encoder
-    from src.data.lareqa import load_lareqa
-    from src.data.pairs import build_pairs
+    from src.builders import build_encoder, load_training_pairs
 
     cfg = compose([f"model={model}"])
     texts = None
     if model == "tiny":
-        train = load_lareqa(cfg.data.train.path, list(cfg.data.train.languages), cfg.data.train.name)
-        pairs = build_pairs(train, cfg.data.train.candidate_text, cfg.data.train.hard_negatives, cfg.seed)
+        pairs = load_training_pairs(cfg, cfg.seed)
         texts = pairs.queries + pairs.passages
     enc = build_encoder(cfg, texts=texts)
     enc.eval()

@@ -43,10 +43,8 @@ def run_one(spec: dict[str, Any]) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from src.builders import build_encoder
+    from src.builders import build_encoder, load_training_pairs
     from src.data.datamodule import PairDataModule
-    from src.data.lareqa import load_lareqa
-    from src.data.pairs import build_pairs
     from src.launch import HydraDDPStrategy
     from src.model.module import RetrievalModule
 
@@ -56,9 +54,7 @@ def run_one(spec: dict[str, Any]) -> None:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=False)
     pl.seed_everything(cfg.seed)
-    train = cfg.data.train
-    pairs = build_pairs(load_lareqa(train.path, list(train.languages), train.name), train.candidate_text,
-                        train.hard_negatives, cfg.seed)
+    pairs = load_training_pairs(cfg, cfg.seed)
     encoder = build_encoder(cfg, texts=pairs.queries + pairs.passages)
     module = RetrievalModule(encoder, instantiate(cfg.loss), instantiate(cfg.optim.optimizer), cfg.optim.warmup_ratio,
                              gather_negatives=spec["world"] > 1, cached_negatives=spec["cached"],

@@ -78,13 +78,10 @@ class Setup:
 
 def setup(model: str) -> Setup:
     """Config, MLQA-R training pairs and the encoder, built as `src.run` builds them."""
-    from src.builders import build_encoder
-    from src.data.lareqa import load_lareqa
-    from src.data.pairs import build_pairs
+    from src.builders import build_encoder, load_training_pairs
 
     cfg = common.compose([f"model={model}"])
-    train = load_lareqa(cfg.data.train.path, list(cfg.data.train.languages), cfg.data.train.name)
-    pairs = build_pairs(train, cfg.data.train.candidate_text, cfg.data.train.hard_negatives, cfg.seed)
+    pairs = load_training_pairs(cfg, cfg.seed)
     encoder = build_encoder(cfg, texts=pairs.queries + pairs.passages)
     encoder.train()
     return Setup(cfg, pairs, encoder)

@@ -131,8 +131,8 @@ class RetrievalModule(LightningModule):
         if not self.trainer._logger_connector.should_update_logs:
             return
         now = time.perf_counter()
-        if self._window_start is not None:
-            self.log("train/pairs_per_s", self._window_pairs / max(now - self._window_start, 1e-9), batch_size=1)
+        assert self._window_start is not None  # opened by on_train_batch_start
+        self.log("train/pairs_per_s", self._window_pairs / max(now - self._window_start, 1e-9), batch_size=1)
         self._window_start, self._window_pairs = now, 0
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
 
