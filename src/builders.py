@@ -29,8 +29,9 @@ def load_training_pairs(cfg: DictConfig, seed: int) -> PairTable:
 
 
 def load_eval_sets(cfg: DictConfig) -> dict[str, LareqaDataset]:
-    """Every evaluation set under `data.eval`, validated."""
-    return {name: load_lareqa(d.path, list(d.languages), name) for name, d in cfg.data.eval.items()}
+    """Every LAReQA evaluation set under `data.eval`, validated (corpus kinds load through src.evaluation.retrieval)."""
+    return {name: load_lareqa(d.path, list(d.languages), name) for name, d in cfg.data.eval.items()
+            if d.kind == "lareqa"}
 
 
 def build_encoder(cfg: DictConfig, texts: Sequence[str] | None = None, pretrained: str | None = None) -> BiEncoder:

@@ -41,9 +41,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
     from rich.console import Console
 
-    from src.builders import build_encoder, tags
+    from src.builders import build_encoder, load_eval_sets, tags
     from src.config import CORPUS_KINDS
-    from src.data.lareqa import load_lareqa
     from src.evaluation.callback import evaluate_sets, summary_table
     from src.evaluation.exports import export_all
     from src.evaluation.retrieval import evaluate_corpus_sets, load_sets
@@ -53,7 +52,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.data.eval:
         raise ValueError("data.eval is empty: choose evaluation sets, e.g. data=xquad_r")
     # Dispatch by kind: lareqa sets run the language grid, corpus kinds (beir, miracl) an index search.
-    eval_sets = {n: load_lareqa(d.path, list(d.languages), n) for n, d in cfg.data.eval.items() if d.kind == "lareqa"}
+    eval_sets = load_eval_sets(cfg)
     corpus_sets = {n: load_sets(n, d, cfg.paths.cache_dir) for n, d in cfg.data.eval.items() if d.kind in CORPUS_KINDS}
     encoder = build_encoder(cfg)
     if cfg.ckpt_path:
@@ -84,7 +83,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                     trec = run.write_trec(out_dir / "eval" / set_name / (lang or "") / "run.trec")
                     if cfg.eval.log_large_artifacts:  # like the LAReQA TREC files: large, kept in the run folder
                         tracking.log_artifact(logger, trec, f"eval/{set_name}/{lang or ''}".rstrip("/"))
-        if cfg.eval.exports:
             for set_name, res in results.items():
                 folder = export_all(
                     eval_sets[set_name], embeddings[set_name], res, out_dir / "eval" / set_name,

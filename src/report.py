@@ -32,7 +32,6 @@ from src.reporting.tables import (
     macro_table,
     markdown,
     per_language_table,
-    sampling_label,
     significance,
     write_csv,
 )
@@ -106,7 +105,7 @@ def fetch_runs(target: Target) -> list[RunRecord]:
     """The sweep's children (or the experiment's training runs) via mlflow.search_runs, as RunRecords."""
     import mlflow
 
-    from src.tracking.mlflow import ERROR_TAG
+    from src.tracking.mlflow import ERROR_TAG, sampling_label
 
     with _tracking_uri(target.tracking_uri):
         if target.parent_id:

@@ -47,11 +47,6 @@ class RetrievalSet:
     grades: np.ndarray
     source: str
 
-    @property
-    def setting(self) -> str:
-        """Metric-key setting: every corpus kind here is monolingual (queries and corpus in one language)."""
-        return "mono"
-
     def doc_ids(self, rows: np.ndarray) -> np.ndarray:
         """Corpus `_id`s of row indices (any shape; -1 -> empty string), gathered from Arrow without a copy."""
         import pyarrow as pa

@@ -157,7 +157,7 @@ def plot_heatmap(result: GridResult, path: Path, metric: str = "map") -> Path:
     fig = Figure(figsize=(max(6.0, 1.6 + 0.62 * n_cols), max(3.5, 1.4 + 0.52 * n_rows)), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    cmap = _cmap()
+    cmap = heatmap_cmap()
     norm = Normalize(vmin=vmin, vmax=vmax)
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
     fontsize = 8 if n_cols > 8 else 10
@@ -193,7 +193,7 @@ def plot_heatmap(result: GridResult, path: Path, metric: str = "map") -> Path:
     return path
 
 
-def _cmap():
+def heatmap_cmap():
     """viridis with grey for missing pairs (NaN cells are masked)."""
     import matplotlib
 

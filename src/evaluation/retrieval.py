@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +28,17 @@ EXACT_CHECK_K = 100
 
 @dataclass
 class CorpusEvalSettings:
-    """Everything the corpus evaluation reads from `eval.*`."""
+    """Everything the corpus evaluation reads from `eval.*` (built by `settings_from_config`; no defaults of its own)."""
 
-    measures: Sequence[str] = ("nDCG@10", "R@100", "RR@10", "AP@1000")
-    index: IndexSpec = field(default_factory=IndexSpec)
-    batch_size: int = 128
-    shard_size: int = 50_000
-    embedding_dtype: str = "float32"
-    cache_dir: str = ".cache"
-    exact_check_queries: int = 1000
-    autocast_dtype: Any = None
-    seed: int = 0
+    measures: Sequence[str]
+    index: IndexSpec
+    batch_size: int
+    shard_size: int
+    embedding_dtype: str
+    cache_dir: str
+    exact_check_queries: int
+    autocast_dtype: Any
+    seed: int
 
     @property
     def depth(self) -> int:

@@ -75,7 +75,7 @@ def alpha_curve(runs: Sequence[RunRecord], eval_set: str, path: Path,
 
 def heatmaps(grids: Mapping[str, tuple[np.ndarray, Sequence[str], Sequence[str]]], title: str, path: Path) -> Path:
     """Side-by-side mAP grids (query rows × candidate columns + multi), one panel per sampler, one colour scale."""
-    import matplotlib
+    from src.evaluation.exports import heatmap_cmap
 
     n = len(grids)
     first = next(iter(grids.values()))
@@ -83,7 +83,7 @@ def heatmaps(grids: Mapping[str, tuple[np.ndarray, Sequence[str], Sequence[str]]
     # Constrained layout keeps the top tick labels, panel titles and the shared colorbar inside the figure.
     fig = _figure(max(4.0, 0.55 * n_cols + 1.0) * n + 0.8, max(3.0, 0.45 * n_rows + 1.6), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    cmap = heatmap_cmap()
     im = None
     for ax, (name, (mat, rows, cols)) in zip(axes, grids.items()):
         im = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")

@@ -67,11 +67,6 @@ class Comparison:
         return self.a if (self.mean_a < self.mean_b) == lower else self.b
 
 
-def sampling_label(sampling: str, alpha: float | None) -> str:
-    """`hybrid-a0.5` for hybrid runs (α varies between rows), the sampler's name otherwise."""
-    return f"{sampling}-a{alpha:g}" if alpha is not None else sampling
-
-
 def columns(eval_sets: Sequence[str]) -> list[str]:
     """Macro-table metric keys: mono / cross / multi mAP and the rank-distance bias per evaluation set."""
     return [f"{s}/{suffix}" for s in eval_sets for suffix, _, _ in MACRO_COLUMNS]

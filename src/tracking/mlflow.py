@@ -58,10 +58,14 @@ def flatten(cfg: Mapping[str, Any] | DictConfig, prefix: str = "") -> dict[str, 
     return out
 
 
+def sampling_label(sampling: str, alpha: float | None) -> str:
+    """`hybrid-a0.5` for hybrid runs (α varies between runs), the sampler's name otherwise."""
+    return f"{sampling}-a{alpha:g}" if alpha is not None else sampling
+
+
 def run_name(model: str, sampling: str, alpha: float | None, seed: int) -> str:
     """Readable run name, e.g. `me5_small_bundled-hybrid-a0.5-seed42`."""
-    mid = f"{sampling}-a{alpha:g}" if alpha is not None else sampling
-    return f"{model}-{mid}-seed{seed}"
+    return f"{model}-{sampling_label(sampling, alpha)}-seed{seed}"
 
 
 def build_logger(

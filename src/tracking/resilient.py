@@ -140,7 +140,6 @@ class ResilientClient:
         self._client, self._journal = client, journal
         self._attempts, self._backoff_s, self._cooldown_s = attempts, backoff_s, cooldown_s
         self._down_until = 0.0
-        self.failures = 0
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -159,7 +158,6 @@ class ResilientClient:
                     result = call_with_retries(lambda: fn(*args, **kwargs), self._attempts, self._backoff_s)
                 ok = True
             except transient_errors() as err:  # the journal keeps the call; `python -m src.sync` uploads it later
-                self.failures += 1
                 self._down_until = time.monotonic() + self._cooldown_s
                 log.warning("MLflow %s failed (%s); kept in %s for `python -m src.sync`", name, err,
                             self._journal.path)

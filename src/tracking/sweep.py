@@ -85,15 +85,14 @@ def child_run_name(cfg: DictConfig, swept: Sequence[str], job_overrides: Sequenc
 
     Falls back to the usual `{model}-{sampling}[-a{alpha}]-seed{seed}` when no swept key is known.
     """
-    from src.tracking.mlflow import run_name
+    from src.tracking.mlflow import run_name, sampling_label
 
     values = override_values(job_overrides)
     parts = []
     if "model" in swept:
         parts.append(str(cfg.model.name))
     if "sampling" in swept or "sampling.alpha" in swept:
-        alpha = cfg.sampling.alpha
-        parts.append(f"{cfg.sampling.name}-a{alpha:g}" if alpha is not None else str(cfg.sampling.name))
+        parts.append(sampling_label(str(cfg.sampling.name), cfg.sampling.alpha))
     if "seed" in swept:
         parts.append(f"seed{cfg.seed}")
     parts += [f"{key.rsplit('.', 1)[-1]}{values.get(key, '?')}" for key in swept if key not in _NAMED_KEYS]
