@@ -6,10 +6,14 @@ Pass 2 re-embeds each chunk with a graph and backpropagates `embedding · cached
 parameter gradients equal those of the uncached computation while only one chunk's activations are
 alive at a time. Dropout must draw the same masks in both passes, so each chunk's RNG state is recorded
 in pass 1 and replayed in pass 2 (inside `fork_rng`, leaving the global stream where pass 1 left it).
+Likewise the autocast state: Lightning runs `backward` outside the training step's autocast, so pass 2
+re-enters the one pass 1 ran under (else a bf16-mixed run would redo every chunk in float32: slower, and
+the gradient of another function than the one the loss saw).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -50,12 +54,31 @@ def chunk_slices(n: int, size: int) -> list[slice]:
     return [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+@dataclass(frozen=True)
+class AutocastState:
+    """Whether autocast is on for a device type, and its dtype; calling it re-enters that state."""
+
+    device_type: str
+    enabled: bool
+    dtype: torch.dtype
+
+    @classmethod
+    def capture(cls, device: torch.device) -> AutocastState:
+        """The autocast state in force now for this device's type."""
+        return cls(device.type, torch.is_autocast_enabled(device.type), torch.get_autocast_dtype(device.type))
+
+    def __call__(self) -> torch.autocast:
+        """A context manager with this state (also when it is off: an enclosing autocast is then disabled)."""
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
+
+
 @dataclass
 class CachedSide:
     """One side of a batch (queries or passages) embedded without graph, ready for pass 2."""
 
     embeddings: torch.Tensor  # leaf, requires_grad: the loss backpropagates into its .grad
     chunks: list[tuple[dict[str, torch.Tensor], ReplayRng]] = field(default_factory=list)
+    autocast: AutocastState | None = None  # pass 1's, re-entered by pass 2
 
 
 def embed_without_graph(encode: Encode, batch: Mapping[str, torch.Tensor], chunk_size: int) -> CachedSide:
@@ -70,7 +93,7 @@ def embed_without_graph(encode: Encode, batch: Mapping[str, torch.Tensor], chunk
             parts.append(encode(**chunk))
         chunks.append((chunk, rng))
     emb = torch.cat(parts) if parts else torch.empty(0)
-    return CachedSide(emb.detach().requires_grad_(True), chunks)
+    return CachedSide(emb.detach().requires_grad_(True), chunks, AutocastState.capture(device))
 
 
 def backward_through_chunks(
@@ -88,10 +111,10 @@ def backward_through_chunks(
         start = 0
         for chunk, rng in side.chunks:
             n = next(iter(chunk.values())).shape[0]
-            jobs.append((chunk, rng, side.embeddings.grad[start : start + n]))
+            jobs.append((chunk, rng, side.autocast, side.embeddings.grad[start : start + n]))
             start += n
-    for i, (chunk, rng, grad) in enumerate(jobs):
-        with rng:
+    for i, (chunk, rng, autocast, grad) in enumerate(jobs):
+        with rng, (autocast() if autocast is not None else contextlib.nullcontext()):
             emb = encode(**chunk)
         if before_last is not None and i == len(jobs) - 1:
             before_last(emb)

@@ -129,3 +129,30 @@ def test_gradient_checkpointing_with_frozen_embeddings(tiny_dir: Path) -> None:
         InfoNCELoss(0.05)(enc(**q_batch), enc(**p_batch)[: len(PASSAGES)]).backward()
         out.append(grads(enc))
     assert_same_grads(out[1], out[0])
+
+
+def test_pass_two_reenters_pass_one_autocast(tiny_dir: Path) -> None:
+    """Lightning calls `backward` outside the step's autocast: pass 2 must still run under pass 1's (bf16)."""
+    enc = BiEncoder(str(tiny_dir))
+    enc.eval()
+    q_batch, _ = make_batch(enc)
+    seen: list[tuple[bool, bool]] = []
+
+    def encode(**batch: torch.Tensor) -> torch.Tensor:
+        seen.append((torch.is_grad_enabled(), torch.is_autocast_enabled("cpu")))
+        return enc(**batch)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        side = embed_without_graph(encode, q_batch, CHUNK)
+    weights = torch.linspace(-1.0, 1.0, side.embeddings.numel()).reshape(side.embeddings.shape)
+    (side.embeddings * weights).sum().backward()  # outside autocast, as Lightning's backward is
+    backward_through_chunks(encode, [side])
+    assert seen == [(False, True)] * 3 + [(True, True)] * 3  # 10 queries in chunks of 4
+    got = grads(enc)
+
+    # The same chunks with graph under bf16; without the weight-cast cache, as pass 2 re-enters autocast per
+    # chunk (a shared cast would sum the chunks' weight gradients in bf16 before widening them).
+    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+        emb = torch.cat([enc(**{k: v[s] for k, v in q_batch.items()}) for s in chunk_slices(len(QUERIES), CHUNK)])
+    (emb * weights).sum().backward()
+    assert_same_grads(got, grads(enc))
