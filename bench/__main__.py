@@ -1,4 +1,4 @@
-"""`python -m bench [encoding grid train_step scaling] [--quick]`: run comparisons, write results and a table."""
+"""`python -m bench [encoding grid train_step scaling precision] [--quick] [--cap-isa avx2]`: run comparisons."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import Any
 
 from bench.harness import RESULTS_DIR, machine_info, write_result
 
-COMPARISONS = ("encoding", "grid", "train_step", "scaling")
+COMPARISONS = ("encoding", "grid", "train_step", "scaling", "precision")
+# What torch and oneDNN see on an AVX2-only CPU (no AVX-512, no AMX), imposed on a bigger one.
+ISA_CAPS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 NEEDS_REFERENCE = {"encoding", "grid"}  # use sentence-transformers
 
 
@@ -44,9 +46,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"any of {', '.join(COMPARISONS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in about a minute")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice, one per core)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON files go")
+                        help="torch intra-op threads (default: the cores this process may use)")
+    parser.add_argument("--results-dir", type=Path, default=None,
+                        help="where the JSON files go (default bench/results, bench/results/isa-<cap> when capped)")
+    parser.add_argument("--cap-isa", choices=sorted(ISA_CAPS), default=None,
+                        help="run as this ISA (ATen + oneDNN capped): an AVX2-only machine on a bigger CPU")
     args = parser.parse_args(argv)
+    if args.results_dir is None:
+        args.results_dir = RESULTS_DIR / f"isa-{args.cap_isa}" if args.cap_isa else RESULTS_DIR
     unknown = [c for c in args.comparisons if c not in COMPARISONS]
     if unknown:
         parser.error(f"unknown comparison(s) {unknown}; expected any of {list(COMPARISONS)}")
@@ -59,13 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from bench.common import ST_MISSING, has_sentence_transformers
-
     args = parse_args(argv)
-    if args.threads is not None:
-        import torch
+    if args.cap_isa and any(os.environ.get(k) != v for k, v in ISA_CAPS[args.cap_isa].items()):
+        # The caps are read when torch loads: re-run this command in a fresh interpreter with them set.
+        os.execve(sys.executable, [sys.executable, "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
+                  {**os.environ, **ISA_CAPS[args.cap_isa]})
+    from bench.common import ST_MISSING, has_sentence_transformers
+    from src.runtime import apply_threads
+    from src.runtime.hardware import available_cores, resolve_threads
 
-        torch.set_num_threads(args.threads)
+    apply_threads(resolve_threads(args.threads, available_cores()))  # as src.run / src.evaluate do at start-up
     rows: list[dict[str, Any]] = []
     skipped = []
     for name in args.comparisons:
@@ -83,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     header = (f"{machine['date_utc']} · {machine['cpu_model']} · {machine['cpus']} CPUs · load avg "
               f"{machine['load_avg_1_5_15']} · torch {machine['torch']} · transformers {machine['transformers']} · "
-              f"sentence-transformers {machine['sentence_transformers']}{' · --quick' if args.quick else ''}")
+              f"sentence-transformers {machine['sentence_transformers']}{' · --quick' if args.quick else ''}"
+              f"{f' · ISA capped to {args.cap_isa}' if args.cap_isa else ''} · CPU flags {machine['cpu_flags']}")
     summary = f"{header}\n\n{table}\n"
     if skipped:
         summary += f"\nSkipped (no sentence-transformers): {', '.join(skipped)}\n"

@@ -197,7 +197,10 @@ def machine_info() -> dict[str, Any]:
             info[mod] = None
     import torch
 
+    from src.runtime.hardware import detect_cpu
+
     info["torch_threads"] = torch.get_num_threads()
+    info["cpu_flags"] = detect_cpu().flags()  # what torch/oneDNN see (an --cap-isa run shows the cap)
     return info
 
 

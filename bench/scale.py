@@ -60,7 +60,7 @@ def run_one(spec: dict[str, Any]) -> None:
                              gather_negatives=spec["world"] > 1, cached_negatives=spec["cached"],
                              cache_chunk_size=spec["chunk"])
     data = PairDataModule(pairs, encoder, instantiate(cfg.sampling.sampler), cfg.data.batch_size, cfg.seed,
-                          cache_dir=Path(cfg.paths.cache_dir) / "tokenized")
+                          cache_dir=Path(cfg.paths.cache_dir) / "tokenized", length_buckets=cfg.model.length_buckets)
     timer = StepTimer(Path(spec["out"]))
     strategy = HydraDDPStrategy() if spec["world"] > 1 else "auto"
     trainer = pl.Trainer(accelerator=spec["accelerator"], devices=spec["world"], strategy=strategy,

@@ -74,17 +74,19 @@ class Setup:
     cfg: Any
     pairs: Any
     encoder: Any
+    precision: str  # trainer.precision resolved for this machine (auto: bf16-mixed only where bf16 is native)
 
 
 def setup(model: str) -> Setup:
     """Config, MLQA-R training pairs and the encoder, built as `src.run` builds them."""
     from src.builders import build_encoder, load_training_pairs
+    from src.runtime import resolve_runtime
 
     cfg = common.compose([f"model={model}"])
     pairs = load_training_pairs(cfg, cfg.seed)
     encoder = build_encoder(cfg, texts=pairs.queries + pairs.passages)
     encoder.train()
-    return Setup(cfg, pairs, encoder)
+    return Setup(cfg, pairs, encoder, resolve_runtime(cfg.trainer, cfg.threads).precision)
 
 
 def datamodule(s: Setup) -> Any:
@@ -95,7 +97,7 @@ def datamodule(s: Setup) -> Any:
 
     return PairDataModule(s.pairs, s.encoder, instantiate(s.cfg.sampling.sampler), s.cfg.data.batch_size,
                           s.cfg.seed, cache_dir=Path(s.cfg.paths.cache_dir) / "tokenized",
-                          num_workers=s.cfg.data.num_workers)
+                          num_workers=s.cfg.data.num_workers, length_buckets=s.cfg.model.length_buckets)
 
 
 def lightning_steps(s: Setup, size: Size, mlflow: bool) -> Timed:
@@ -114,8 +116,8 @@ def lightning_steps(s: Setup, size: Size, mlflow: bool) -> Timed:
     logger: Any = False
     if mlflow:
         logger = tracking.build_logger("bench", f"sqlite:///{root}/mlflow.db", "bench-train-step", {"task": "bench"})
-    trainer = instantiate(s.cfg.trainer, logger=logger, callbacks=[timer], max_steps=size.warmup + size.steps,
-                          enable_checkpointing=False, default_root_dir=root)
+    trainer = instantiate(s.cfg.trainer, precision=s.precision, logger=logger, callbacks=[timer],
+                          max_steps=size.warmup + size.steps, enable_checkpointing=False, default_root_dir=root)
     dm = datamodule(s)
     collate_s: list[float] = []
     collate = dm.collate
@@ -148,14 +150,17 @@ def plain_batches(s: Setup, n: int) -> list[dict[str, Any]]:
     raise ValueError(f"the sampler served fewer than {n} batches")
 
 
-def plain_steps(s: Setup, size: Size, batches: list[dict[str, Any]]) -> Timed:
-    """A minimal loop: autocast forward, InfoNCE, backward, clip, AdamW step; median of the timed steps."""
+def plain_steps(s: Setup, size: Size, batches: list[dict[str, Any]], precision: str | None = None) -> Timed:
+    """A minimal loop: autocast forward, InfoNCE, backward, clip, AdamW step; median of the timed steps.
+
+    `precision` overrides the setup's resolved one (bench.precision times both on the same batches).
+    """
     from hydra.utils import instantiate
 
     enc, loss_fn = s.encoder, instantiate(s.cfg.loss)
     params = [p for p in enc.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=s.cfg.optim.lr, weight_decay=s.cfg.optim.weight_decay)
-    bf16 = str(s.cfg.trainer.precision).startswith("bf16")
+    bf16 = (precision or s.precision).startswith("bf16")
     clip = s.cfg.trainer.gradient_clip_val
     times = []
     for i, batch in enumerate(batches):
@@ -193,7 +198,7 @@ def compare(model: str, size: Size) -> tuple[dict[str, Any], list[dict[str, Any]
         ratio = res.ratios[arm]
         rows.append({
             "comparison": "3 train step", "setting": f"{model}, batch {s.cfg.data.batch_size}, "
-            f"{s.cfg.trainer.precision}, {arm} vs plain loop", "project_s": res.arms[arm].median_s,
+            f"{s.precision}, {arm} vs plain loop", "project_s": res.arms[arm].median_s,
             "reference_s": res.arms["plain loop"].median_s, "ratio": ratio, "goal": f"<= {GOAL_RATIO}",
             "met": ratio["median"] <= GOAL_RATIO,
             "extra": f"collate (on the step's thread) {wait['collate_s'] * 1e3:.1f} ms = "

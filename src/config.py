@@ -56,11 +56,14 @@ class ModelSchema:
     gather_negatives: bool = False
     cached_negatives: bool = False
     cache_chunk_size: int = 32
+    length_buckets: int = MISSING  # conf/model/_encoder.yaml is its one source
     prepare: Any = None
     encoder: Any = None
 
     def __post_init__(self) -> None:
         _check(self.pooling in ("mean", "cls", "pooler"), "model.pooling", "one of mean, cls, pooler", self.pooling)
+        _check(self.length_buckets >= 1, "model.length_buckets", ">= 1 (forwards per side; 1 = one)",
+               self.length_buckets)
         _check(self.cache_chunk_size >= 1, "model.cache_chunk_size", ">= 1 (rows per GradCache chunk)",
                self.cache_chunk_size)
         _check(self.max_query_length > 0, "model.max_query_length", "> 0", self.max_query_length)
@@ -261,6 +264,7 @@ class DebugSchema:
 class ConfigSchema:
     task_name: str = "train"
     seed: int = 42
+    threads: int | None = None
     ckpt_path: str | None = None
     resume: bool = False
     on_nonfinite: str = "stop"
@@ -279,7 +283,14 @@ class ConfigSchema:
     debug: DebugSchema = field(default_factory=DebugSchema)
 
     def __post_init__(self) -> None:
+        from src.runtime.hardware import PRECISIONS
+
         _check(self.on_nonfinite in ("stop", "skip"), "on_nonfinite", "stop or skip", self.on_nonfinite)
+        _check(self.threads is None or self.threads >= 1, "threads", "an integer >= 1, or null for the usable cores",
+               self.threads)
+        if isinstance(self.trainer, dict) and "precision" in self.trainer:
+            _check(str(self.trainer["precision"]) in PRECISIONS, "trainer.precision", f"one of {', '.join(PRECISIONS)}",
+                   self.trainer["precision"])
         # The training callback runs the LAReQA grid only; corpus kinds need src.evaluate (README).
         if self.task_name == "train" and self.data is not MISSING and self.data.train is not None:
             for name, ds in self.data.eval.items():

@@ -37,7 +37,6 @@ def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Validate, load the sets, build the encoder, evaluate every set, log, close the run."""
-    import torch
     from hydra.utils import instantiate
     from rich.console import Console
 
@@ -46,9 +45,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from src.evaluation.callback import evaluate_sets, summary_table
     from src.evaluation.exports import export_all
     from src.evaluation.retrieval import evaluate_corpus_sets, load_sets
+    from src.runtime import setup_runtime
     from src.tracking import mlflow as tracking
 
     validate(cfg)
+    runtime = setup_runtime(cfg.trainer, cfg.threads)
     if not cfg.data.eval:
         raise ValueError("data.eval is empty: choose evaluation sets, e.g. data=xquad_r")
     # Dispatch by kind: lareqa sets run the language grid, corpus kinds (beir, miracl) an index search.
@@ -57,24 +58,27 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     encoder = build_encoder(cfg)
     if cfg.ckpt_path:
         load_checkpoint_weights(encoder, cfg.ckpt_path)
-    if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto"):
+    if runtime.device == "cuda":
         encoder.cuda()
     out_dir = Path(cfg.paths.output_dir)
     # Corpus encoding goes through Lightning's predict loop (trainer=ddp: one disjoint shard set per rank).
-    predict = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False,
+    predict = instantiate(cfg.trainer, precision=runtime.precision, logger=False, callbacks=[], enable_checkpointing=False,
                           enable_progress_bar=False) if corpus_sets else None
     if predict is not None and not predict.is_global_zero:  # DDP workers encode, rank 0 does the rest
-        evaluate_corpus_sets(cfg, encoder, predict, corpus_sets)
+        evaluate_corpus_sets(cfg, encoder, predict, corpus_sets, runtime.precision)
         return {}
     name = cfg.logger.run_name or f"{cfg.model.name}-eval-{'-'.join(cfg.data.eval)}"
-    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, tags(cfg, "evaluate"))
+    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name,
+                                   {**tags(cfg, "evaluate"), **runtime.params()})
     status = "FAILED"
     try:
         tracking.log_config(logger, cfg, out_dir)
+        logger.log_hyperparams(runtime.params())
         metrics, results, embeddings = evaluate_sets(
-            encoder, eval_sets, cfg.eval.batch_size, cfg.eval.candidate_text, str(cfg.trainer.precision)
+            encoder, eval_sets, cfg.eval.batch_size, cfg.eval.candidate_text, runtime.precision
         )
-        corpus_metrics, corpus_runs = evaluate_corpus_sets(cfg, encoder, predict, corpus_sets) if predict else ({}, {})
+        corpus_metrics, corpus_runs = (evaluate_corpus_sets(cfg, encoder, predict, corpus_sets, runtime.precision)
+                                       if predict else ({}, {}))
         metrics.update(corpus_metrics)
         logger.log_metrics(metrics, step=0)
         if cfg.eval.exports:

@@ -30,11 +30,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from src.evaluation.guard import check_zero_shot
     from src.launch import inherited_run_id
     from src.model.module import RetrievalModule
+    from src.runtime import setup_runtime
     from src.tracking import mlflow as tracking
     from src.tracking.sweep import sweep_child
 
     # 1. Config and data first: every bad input fails here, before a model loads or a run opens.
     validate(cfg)
+    # trainer.precision=auto and threads=null resolved for this machine; threads applied before any torch work.
+    runtime = setup_runtime(cfg.trainer, cfg.threads)
     # ckpt_path=last / resume=true / a SLURM requeue: which checkpoint, run folder and MLflow run to continue.
     ckpt_path, previous, fingerprint = resume.prepare(cfg)
     if cfg.data.train is None:
@@ -65,14 +68,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = PairDataModule(
         pairs, encoder, sampler, cfg.data.batch_size, cfg.seed,
         cache_dir=Path(cfg.paths.cache_dir) / "tokenized", num_workers=cfg.data.num_workers,
+        length_buckets=cfg.model.length_buckets,
     )
 
     # 3. Tracking and trainer. Inside a multirun the run is a child of the sweep's parent run.
     child = sweep_child(cfg)
     name = cfg.logger.run_name or (child.name if child else
                                    tracking.run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed))
-    run_tags = {**tags(cfg, "train"), "zero_shot_check": f"{'passed' if not overlap.total else 'overlap allowed'}: "
-            f"{overlap.total} overlapping texts", **(child.tags if child else {})}
+    run_tags = {**tags(cfg, "train"), **runtime.params(),
+                "zero_shot_check": f"{'passed' if not overlap.total else 'overlap allowed'}: "
+                f"{overlap.total} overlapping texts", **(child.tags if child else {})}
     logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, run_tags,
                                    # DDP child ranks adopt rank 0's run (src/launch.py) and never open one
                                    run_id=previous.mlflow_run_id if previous else inherited_run_id(),
@@ -82,7 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cb = instantiate(cb_cfg)
         callbacks.append(cb(datasets=eval_sets) if key == "retrieval_eval" else cb)
     callbacks += reliability.debug_callbacks(cfg.debug, out_dir)
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
+    trainer = instantiate(cfg.trainer, precision=runtime.precision, logger=logger, callbacks=callbacks,
                           **reliability.slurm_plugins(cfg.slurm_auto_requeue))
     if trainer.is_global_zero:
         resume.RunRecord(str(out_dir), fingerprint, logger.run_id, tracking.resolve_tracking_uri(
@@ -94,6 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         if trainer.is_global_zero and previous is None:  # a resumed run already has its params
             tracking.log_config(logger, cfg, out_dir)
+            logger.log_hyperparams(runtime.params())
         elif trainer.is_global_zero:
             logger.experiment.set_tag(logger.run_id, "resumed_from", str(ckpt_path))
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)

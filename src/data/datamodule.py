@@ -12,6 +12,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from src.data.pairs import PairTable
+from src.model.encoder import LengthBuckets
 
 Tokenize = Callable[..., dict[str, list[list[int]]]]
 
@@ -78,8 +79,12 @@ class PairDataModule(LightningDataModule):
         seed: int = 0,
         cache_dir: str | Path | None = None,
         num_workers: int = 0,
+        length_buckets: int = 1,
     ) -> None:
         super().__init__()
+        if length_buckets < 1:
+            raise ValueError(f"model.length_buckets must be >= 1, got {length_buckets}")
+        self.length_buckets = length_buckets
         self.pairs = pairs
         self.encoder = encoder
         self.sampler_factory = sampler
@@ -133,9 +138,17 @@ class PairDataModule(LightningDataModule):
         negs = [int(n) for n in p.neg_idx[idx] if n >= 0]
         passage_rows = [int(i) for i in p.p_idx[idx]] + negs
         query_rows = [int(i) for i in p.q_idx[idx]]
-        return {
+        sides = {
             "query": self.encoder.pad({k: [v[i] for i in query_rows] for k, v in self._queries.items()}),
             "passage": self.encoder.pad({k: [v[i] for i in passage_rows] for k, v in self._passages.items()}),
+        }
+        buckets = None
+        if self.length_buckets > 1:  # token counts are here on the host: grouping them costs no device sync
+            buckets = {side: LengthBuckets.from_lengths(t["attention_mask"].sum(1).numpy(), self.length_buckets)
+                       for side, t in sides.items()}
+        return {
+            **sides,
+            "buckets": buckets,
             "n_pos": len(indices),
             "q_lang": [p.q_lang[i] for i in indices],
             "p_lang": [p.p_lang[i] for i in indices],
@@ -147,8 +160,10 @@ class PairDataModule(LightningDataModule):
 
         Lightning's default walks every element of the batch's lists (~3 ms a step for 3 x 32 strings).
         """
-        moved = {side: {k: v.to(device, non_blocking=True) for k, v in batch[side].items()}
-                 for side in ("query", "passage")}
+        moved: dict[str, Any] = {side: {k: v.to(device, non_blocking=True) for k, v in batch[side].items()}
+                                 for side in ("query", "passage")}
+        if batch.get("buckets"):
+            moved["buckets"] = {side: b.to(device) for side, b in batch["buckets"].items()}
         return {**batch, **moved}
 
     def train_dataloader(self) -> DataLoader:

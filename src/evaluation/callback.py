@@ -10,11 +10,11 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from src.data.lareqa import LareqaDataset
 from src.evaluation.grid import Embeddings, GridResult, encode_dataset, score_grid
+from src.evaluation.progress import progress
 
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "bf16-true": torch.bfloat16}
 
@@ -28,16 +28,11 @@ def encode_with_progress(
     encoder: Any, ds: LareqaDataset, batch_size: int, candidate_text: str, dtype: torch.dtype | None,
     console: Console | None = None,
 ) -> Embeddings:
-    """Encode one evaluation set once, with a progress bar over all its texts."""
-    columns = (TextColumn(f"[bold]encoding {ds.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(ds.name, total=ds.num_questions + ds.num_candidates)
+    """Encode one evaluation set once, with progress and ETA over all its texts (bar or log lines)."""
+    with progress(f"encoding {ds.name}", ds.num_questions + ds.num_candidates, console) as advance:
 
         def encode(texts: Sequence[str], side: str, ctx: Sequence[str] | None) -> Any:
-            return encoder.encode(
-                texts, side, ctx, batch_size=batch_size, autocast_dtype=dtype,
-                on_batch=lambda n: progress.advance(task, n),
-            )
+            return encoder.encode(texts, side, ctx, batch_size=batch_size, autocast_dtype=dtype, on_batch=advance)
 
         return encode_dataset(ds, encode, candidate_text)
 

@@ -130,8 +130,8 @@ def load_sets(name: str, spec: Any, cache_dir: str | Path) -> dict[str | None, R
     raise ValueError(f"data.eval.{name}.kind={spec.kind!r}: not a corpus kind (beir, miracl)")
 
 
-def settings_from_config(cfg: Any) -> CorpusEvalSettings:
-    """CorpusEvalSettings from the composed config (`eval.*`, `paths.cache_dir`, `trainer.precision`, `seed`)."""
+def settings_from_config(cfg: Any, precision: str) -> CorpusEvalSettings:
+    """CorpusEvalSettings from the composed config (`eval.*`, `paths.cache_dir`, `seed`) and the resolved precision."""
     from src.evaluation.callback import autocast_dtype
 
     e = cfg.eval
@@ -140,17 +140,18 @@ def settings_from_config(cfg: Any) -> CorpusEvalSettings:
         measures=list(e.measures), index=spec, batch_size=e.batch_size, shard_size=e.corpus_shard_size,
         embedding_dtype=e.embedding_dtype,
         cache_dir=str(cfg.paths.cache_dir) if e.cache_embeddings else str(Path(cfg.paths.output_dir) / "cache"),
-        exact_check_queries=e.exact_check_queries, autocast_dtype=autocast_dtype(cfg.trainer.precision),
+        exact_check_queries=e.exact_check_queries, autocast_dtype=autocast_dtype(precision),
         seed=cfg.seed,
     )
 
 
 def evaluate_corpus_sets(cfg: Any, encoder: Any, trainer: Trainer,
-                         sets: Mapping[str, Mapping[str | None, RetrievalSet]]) -> tuple[dict[str, float], dict]:
+                         sets: Mapping[str, Mapping[str | None, RetrievalSet]],
+                         precision: str) -> tuple[dict[str, float], dict]:
     """Evaluate every corpus set (every language); rank 0 returns (metrics, runs), other ranks ({}, {})."""
     from src.evaluation.corpus import model_fingerprint
 
-    settings = settings_from_config(cfg)
+    settings = settings_from_config(cfg, precision)
     model_fp = model_fingerprint(encoder)  # hash the weights once for all corpora
     metrics: dict[str, float] = {}
     runs: dict[str, dict[str | None, RunResult]] = {}

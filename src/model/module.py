@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 
-from src.model.encoder import BiEncoder
+from src.model.encoder import BiEncoder, LengthBuckets
 from src.model.gradcache import CachedSide, backward_through_chunks, embed_without_graph
 from src.model.loss import InfoNCELoss
 
@@ -62,7 +62,7 @@ class RetrievalModule(LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         """One contrastive step: encode queries, encode positives + negatives in one pass, InfoNCE."""
         n_pos = batch["n_pos"]
-        loss = self.contrastive_loss(batch["query"], batch["passage"], n_pos)
+        loss = self.contrastive_loss(batch["query"], batch["passage"], n_pos, batch.get("buckets"))
         # Agreed across ranks: under DDP one rank skipping or stopping alone would hang the others.
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             langs = sorted({f"{a}-{b}" for a, b in zip(batch["q_lang"], batch["p_lang"])})
@@ -81,11 +81,16 @@ class RetrievalModule(LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=n_pos)
         return loss
 
-    def contrastive_loss(self, query: dict[str, torch.Tensor], passage: dict[str, torch.Tensor], n_pos: int
-                         ) -> torch.Tensor:
-        """InfoNCE of a batch; with gradient caching the embeddings are graph-free leaves (see `backward`)."""
+    def contrastive_loss(self, query: dict[str, torch.Tensor], passage: dict[str, torch.Tensor], n_pos: int,
+                         buckets: dict[str, LengthBuckets] | None = None) -> torch.Tensor:
+        """InfoNCE of a batch; with gradient caching the embeddings are graph-free leaves (see `backward`).
+
+        `buckets` (from the DataModule) runs each side as length groups; GradCache chunks rows its own way.
+        """
         if self.cache_chunk_size is None:
-            q, p = self.encoder(**query), self.encoder(**passage)
+            buckets = buckets or {}
+            q = self.encoder.embed(query, buckets.get("query"))
+            p = self.encoder.embed(passage, buckets.get("passage"))
             self._cached = None
         else:
             self._cached = [embed_without_graph(self.encoder, side, self.cache_chunk_size) for side in (query, passage)]

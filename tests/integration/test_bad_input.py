@@ -115,8 +115,10 @@ def test_xy_without_two_languages(tmp_path: Path, lareqa_dir: Path) -> None:
         ("data.batch_size=many", "data.batch_size"),
         ("loss.temperature=0", "loss.temperature=0"),
         ("ckpt_path=last", "ckpt_path=last: no checkpoints/last.ckpt"),
+        ("trainer.precision=fast", "trainer.precision='fast': expected one of auto, 32-true"),
+        ("threads=0", "threads=0: expected an integer >= 1"),
     ],
-    ids=["typo_plus", "typo", "wrong_type", "temperature_zero", "resume_nothing"],
+    ids=["typo_plus", "typo", "wrong_type", "temperature_zero", "resume_nothing", "precision_fast", "threads_zero"],
 )
 def test_bad_config_values(tmp_path: Path, override: str, expected: str) -> None:
     out = _fails(tmp_path, override)
