@@ -9,10 +9,10 @@ export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup data model run test sweep report ui lint bench clean
+.PHONY: help setup data model run test sweep report ui lint bench gpu-bundle clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,10 @@ bench: setup data  ## side-by-side benchmarks vs sentence-transformers / plain P
 	$(PY) -m bench $(ARGS)
 
 lint: $(VENV)/.installed  ## ruff
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench tools
+
+gpu-bundle: setup data  ## wheels + data for a lent GPU machine into .whl/ and .gpu_bundle/ (<= 64 MiB); prints the device call
+	$(PY) -m tools.gpu_bundle --data data/lareqa
 
 clean:  ## remove outputs, caches and the tracking store (keeps .venv and data/)
 	rm -rf outputs multirun/2* reports .cache mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache
