@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from src.data.pairs import PairTable
+from src.data.pairs import PairTable, relevance_keys
 from src.model.encoder import LengthBuckets
 
 Tokenize = Callable[..., dict[str, list[list[int]]]]
@@ -95,6 +95,8 @@ class PairDataModule(LightningDataModule):
         self.batch_sampler: Sampler[list[int]] | None = None
         self._queries: dict[str, list[list[int]]] | None = None
         self._passages: dict[str, list[list[int]]] | None = None
+        # Which passages answer which pair's question (false-negative mask, src/model/loss.py).
+        self._passage_key, self._relevant = relevance_keys(pairs)
 
     def _key(self, side: str) -> str:
         enc = self.encoder
@@ -149,6 +151,8 @@ class PairDataModule(LightningDataModule):
         return {
             **sides,
             "buckets": buckets,
+            "query_keys": torch.from_numpy(self._relevant[idx]),
+            "passage_keys": torch.from_numpy(self._passage_key[passage_rows]),
             "n_pos": len(indices),
             "q_lang": [p.q_lang[i] for i in indices],
             "p_lang": [p.p_lang[i] for i in indices],
@@ -162,6 +166,7 @@ class PairDataModule(LightningDataModule):
         """
         moved: dict[str, Any] = {side: {k: v.to(device, non_blocking=True) for k, v in batch[side].items()}
                                  for side in ("query", "passage")}
+        moved.update({k: batch[k].to(device, non_blocking=True) for k in ("query_keys", "passage_keys")})
         if batch.get("buckets"):
             moved["buckets"] = {side: b.to(device) for side, b in batch["buckets"].items()}
         return {**batch, **moved}

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from src.data.lareqa import Candidate, LareqaDataset
+from src.data.text import normalise
 
 CandidateText = Literal["sentence", "sentence_context"]
 
@@ -100,3 +101,23 @@ def build_pairs(
         p_lang=p_lang,
         xling_id=xid,
     )
+
+
+def relevance_keys(pairs: PairTable) -> tuple[np.ndarray, np.ndarray]:
+    """Keys that say which passages are relevant to which query, for masking in-batch false negatives.
+
+    Returns `passage_key` (one int per passage: the id of its normalised text, so the same sentence and an
+    identical sentence elsewhere share a key) and `relevant` (one row per pair: the keys of every positive
+    of that pair's question id, in any language, padded with -1). A passage whose key is in a query's row
+    answers that query, whichever question id or pair brought it into the batch.
+    """
+    ids: dict[str, int] = {}
+    passage_key = np.fromiter((ids.setdefault(normalise(t), len(ids)) for t in pairs.passages), dtype=np.int64,
+                              count=len(pairs.passages))
+    by_question: dict[str, set[int]] = {}
+    for xid, p in zip(pairs.xling_id, pairs.p_idx):
+        by_question.setdefault(xid, set()).add(int(passage_key[p]))
+    width = max((len(v) for v in by_question.values()), default=1)
+    table = {xid: sorted(v) + [-1] * (width - len(v)) for xid, v in by_question.items()}
+    relevant = np.array([table[xid] for xid in pairs.xling_id], dtype=np.int64).reshape(len(pairs), width)
+    return passage_key, relevant

@@ -54,14 +54,20 @@ class LengthBuckets:
     inverse: torch.Tensor  # where each original row sits in the concatenated groups
 
     @classmethod
-    def from_lengths(cls, lengths: np.ndarray, groups: int) -> LengthBuckets:
-        """Sort rows by length (stable, longest first) and split them into `groups` near-equal groups."""
+    def from_lengths(cls, lengths: np.ndarray, groups: int, multiple: int = 8) -> LengthBuckets:
+        """Sort rows by length (stable, longest first), split them into `groups` near-equal groups.
+
+        Widths are rounded up to a multiple of `multiple` (at most the padded width): oneDNN compiles a
+        kernel per new shape, so few distinct widths keep its cache warm (bf16 on AMX above all).
+        """
         if groups < 1:
             raise ValueError(f"model.length_buckets must be >= 1, got {groups}")
-        order = np.argsort(-np.asarray(lengths), kind="stable")
+        lengths = np.asarray(lengths)
+        order = np.argsort(-lengths, kind="stable")
         parts = [c for c in np.array_split(order, min(groups, max(len(order), 1))) if len(c)]
-        return cls(tuple(torch.from_numpy(c) for c in parts), tuple(max(int(lengths[c].max()), 1) for c in parts),
-                   torch.from_numpy(np.argsort(order, kind="stable")))
+        cap = max(int(lengths.max(initial=1)), 1)
+        widths = tuple(min(-(-max(int(lengths[c].max()), 1) // multiple) * multiple, cap) for c in parts)
+        return cls(tuple(torch.from_numpy(c) for c in parts), widths, torch.from_numpy(np.argsort(order, kind="stable")))
 
     def to(self, device: torch.device) -> LengthBuckets:
         """The same groups with their index tensors on `device`."""

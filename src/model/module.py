@@ -13,7 +13,15 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from src.model.encoder import BiEncoder, LengthBuckets
 from src.model.gradcache import CachedSide, backward_through_chunks, embed_without_graph
-from src.model.loss import InfoNCELoss
+from src.model.loss import InfoNCELoss, RelevanceKeys
+
+
+def relevance_keys(batch: dict[str, Any]) -> RelevanceKeys | None:
+    """The batch's false-negative keys (PairDataModule), split into positive and hard-negative rows."""
+    if batch.get("query_keys") is None:
+        return None
+    n, keys = batch["n_pos"], batch["passage_keys"]
+    return RelevanceKeys(batch["query_keys"], keys[:n], keys[n:])
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -62,7 +70,8 @@ class RetrievalModule(LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         """One contrastive step: encode queries, encode positives + negatives in one pass, InfoNCE."""
         n_pos = batch["n_pos"]
-        loss = self.contrastive_loss(batch["query"], batch["passage"], n_pos, batch.get("buckets"))
+        loss = self.contrastive_loss(batch["query"], batch["passage"], n_pos, batch.get("buckets"),
+                                     relevance_keys(batch))
         # Agreed across ranks: under DDP one rank skipping or stopping alone would hang the others.
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             langs = sorted({f"{a}-{b}" for a, b in zip(batch["q_lang"], batch["p_lang"])})
@@ -82,7 +91,8 @@ class RetrievalModule(LightningModule):
         return loss
 
     def contrastive_loss(self, query: dict[str, torch.Tensor], passage: dict[str, torch.Tensor], n_pos: int,
-                         buckets: dict[str, LengthBuckets] | None = None) -> torch.Tensor:
+                         buckets: dict[str, LengthBuckets] | None = None, keys: RelevanceKeys | None = None
+                         ) -> torch.Tensor:
         """InfoNCE of a batch; with gradient caching the embeddings are graph-free leaves (see `backward`).
 
         `buckets` (from the DataModule) runs each side as length groups; GradCache chunks rows its own way.
@@ -95,7 +105,8 @@ class RetrievalModule(LightningModule):
         else:
             self._cached = [embed_without_graph(self.encoder, side, self.cache_chunk_size) for side in (query, passage)]
             q, p = (side.embeddings for side in self._cached)
-        return self.loss_fn(q, p[:n_pos], p[n_pos:] if p.shape[0] > n_pos else None, gather=self.gather_negatives)
+        return self.loss_fn(q, p[:n_pos], p[n_pos:] if p.shape[0] > n_pos else None, gather=self.gather_negatives,
+                            keys=keys)
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """GradCache pass 2 after the loss's backward (which stops at the cached embeddings)."""
@@ -140,6 +151,9 @@ class RetrievalModule(LightningModule):
         self.log("train/pairs_per_s", self._window_pairs / max(now - self._window_start, 1e-9), batch_size=1)
         self._window_start, self._window_pairs = now, 0
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
+        masked = self.loss_fn.last_masked
+        if masked is not None:  # in-batch false negatives removed from this step's denominators
+            self.log("train/masked_candidates", masked.float(), batch_size=1)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on biases and LayerNorms) with linear warm-up then linear decay to 0."""
