@@ -35,6 +35,25 @@ def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
         )
 
 
+def zero_shot_tags(cfg: DictConfig, eval_sets: dict[str, Any], corpus_sets: dict[str, Any]) -> dict[str, str]:
+    """Run training's zero-shot check against the training sets the model records; raises on overlap.
+
+    Returns the `zero_shot_check` tag (and `trained_on` when known) in the wording training uses.
+    """
+    from src.evaluation.guard import zero_shot_tag
+    from src.evaluation.provenance import recorded_training_sets
+
+    trained_on = recorded_training_sets(cfg.ckpt_path, str(cfg.model.pretrained))
+    if not trained_on:
+        return {"zero_shot_check": zero_shot_tag(None)}
+    overlapping = sum(fp.check(eval_sets, cfg.eval.allow_overlap, cfg.eval.overlap_min_chars).total
+                      for fp in trained_on)
+    # The guard reads LAReQA questions and sentences; corpus kinds (BEIR, MIRACL) are not hashed.
+    unchecked = f" (corpus sets not checked: {', '.join(corpus_sets)})" if corpus_sets else ""
+    return {"zero_shot_check": zero_shot_tag(overlapping) + unchecked,
+            "trained_on": ",".join(f"{fp.name}:{fp.digest[:12]}" for fp in trained_on)}
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Validate, load the sets, build the encoder, evaluate every set, log, close the run."""
     from hydra.utils import instantiate
@@ -55,6 +74,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # Dispatch by kind: lareqa sets run the language grid, corpus kinds (beir, miracl) an index search.
     eval_sets = load_eval_sets(cfg)
     corpus_sets = {n: load_sets(n, d, cfg.paths.cache_dir) for n, d in cfg.data.eval.items() if d.kind in CORPUS_KINDS}
+    # Before the model loads or a run opens: a set the model was trained on is refused like in training.
+    zero_shot = zero_shot_tags(cfg, eval_sets, corpus_sets)
     encoder = build_encoder(cfg)
     if cfg.ckpt_path:
         load_checkpoint_weights(encoder, cfg.ckpt_path)
@@ -69,7 +90,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         return {}
     name = cfg.logger.run_name or f"{cfg.model.name}-eval-{'-'.join(cfg.data.eval)}"
     logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name,
-                                   {**tags(cfg, "evaluate"), **runtime.params()})
+                                   {**tags(cfg, "evaluate"), **runtime.params(), **zero_shot})
     status = "FAILED"
     try:
         tracking.log_config(logger, cfg, out_dir)

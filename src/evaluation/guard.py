@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from src.data.lareqa import LareqaDataset
-
-_SPACE = re.compile(r"\s+")
+from src.data.text import normalise  # one normalisation, shared with the false-negative mask
 
 
 class ZeroShotOverlapError(ValueError):
     """Evaluation texts were found in the training data."""
-
-
-def normalise(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed: what counts as 'the same text'."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
 def text_hash(text: str) -> bytes:
@@ -42,7 +34,8 @@ class OverlapReport:
     def describe(self, limit: int = 5) -> str:
         """One line per evaluation set with a few examples."""
         return "; ".join(
-            f"{name}: {n} texts, e.g. {self.examples[name][:limit]}" for name, n in self.counts.items() if n
+            f"evaluation set {name!r}: {n} texts, e.g. {self.examples[name][:limit]}"
+            for name, n in self.counts.items() if n
         )
 
 
@@ -51,22 +44,43 @@ def is_content(text: str, min_chars: int) -> bool:
     return sum(c.isalnum() for c in text) >= min_chars
 
 
-def find_overlap(
-    train_texts: Iterable[str], eval_sets: Mapping[str, LareqaDataset], min_chars: int = 10, keep: int = 5
+def content_hashes(texts: Iterable[str], min_chars: int) -> set[bytes]:
+    """Hashes of the texts long enough to count as leakage: what a training set is checked by."""
+    return {text_hash(t) for t in texts if is_content(t, min_chars)}
+
+
+def overlap_with(
+    seen: Container[bytes], eval_sets: Mapping[str, LareqaDataset], min_chars: int = 0, keep: int = 5
 ) -> OverlapReport:
-    """Evaluation questions and candidates (>= min_chars letters/digits) whose text occurs in training."""
-    seen = {text_hash(t) for t in train_texts if is_content(t, min_chars)}
+    """Evaluation questions and candidates (>= min_chars letters/digits) whose hash is in `seen`."""
     report = OverlapReport()
     for name, ds in eval_sets.items():
         hits: list[str] = []
         count = 0
         for split in ds.by_lang.values():
             for text in [q.text for q in split.questions] + [c.sentence for c in split.candidates]:
-                if text_hash(text) in seen:
+                if text_hash(text) in seen and is_content(text, min_chars):
                     count += 1
                     if len(hits) < keep:
                         hits.append(text)
         report.counts[name], report.examples[name] = count, hits
+    return report
+
+
+def find_overlap(
+    train_texts: Iterable[str], eval_sets: Mapping[str, LareqaDataset], min_chars: int = 10, keep: int = 5
+) -> OverlapReport:
+    """Evaluation questions and candidates whose text occurs in training (training texts >= min_chars)."""
+    return overlap_with(content_hashes(train_texts, min_chars), eval_sets, keep=keep)
+
+
+def refuse_overlap(report: OverlapReport, allow_overlap: bool, source: str = "the training data") -> OverlapReport:
+    """Raise with the count, the training source and examples per evaluation set unless overlap is allowed."""
+    if report.total and not allow_overlap:
+        raise ZeroShotOverlapError(
+            f"zero-shot check failed: {report.total} evaluation texts also occur in {source} "
+            f"({report.describe()}); set eval.allow_overlap=true to evaluate anyway"
+        )
     return report
 
 
@@ -77,10 +91,11 @@ def check_zero_shot(
     min_chars: int = 10,
 ) -> OverlapReport:
     """Raise with the count and examples on overlap unless `eval.allow_overlap` is set."""
-    report = find_overlap(train_texts, eval_sets, min_chars)
-    if report.total and not allow_overlap:
-        raise ZeroShotOverlapError(
-            f"zero-shot check failed: {report.total} evaluation texts also occur in the training data "
-            f"({report.describe()}); set eval.allow_overlap=true to evaluate anyway"
-        )
-    return report
+    return refuse_overlap(find_overlap(train_texts, eval_sets, min_chars), allow_overlap)
+
+
+def zero_shot_tag(overlapping: int | None) -> str:
+    """The `zero_shot_check` MLflow tag; None when the model records no training set to check against."""
+    if overlapping is None:
+        return "not checked: no training-set metadata"
+    return f"{'overlap allowed' if overlapping else 'passed'}: {overlapping} overlapping texts"
