@@ -5,8 +5,15 @@
     python -m src.report xlir --out reports/all                   # every training run of an experiment
 
 Runs are read back from MLflow (`mlflow.search_runs`), per-query metrics from each run's
-`eval/{set}/per_query.npz` artifact. Writes `table.md`, `table.csv`, `significance.csv`, per-language tables,
-PNG plots and `report.json` into the report folder and, for a sweep, logs them to its parent run.
+`eval/{set}/per_query.npz` artifact. Rows are (configuration, sampler): runs whose params differ beyond
+sampling, seed and bookkeeping (tables.EXCLUDED_PARAMS) are never pooled, and of reruns of one seed only the
+newest counts. Writes `table.md`, `table.csv`, `significance.csv`, per-language tables, PNG plots and
+`report.json` into the report folder and, for a sweep, logs them to its parent run.
+
+Speed: the tests are one (resamples x questions) sign matrix per comparison, drawn and multiplied in
+blocks. A synthetic input of the study's shape (9 runs = 3 samplers x 3 seeds, XQuAD-R: 11 languages x 1190
+questions, 12 comparisons, 9999 resamples; tests/reporting/test_study_scale.py) takes ~5 s in all on one core,
+tables and plots included.
 """
 
 from __future__ import annotations
@@ -21,13 +28,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from src.reporting import plots
+from src.reporting.stats import MIN_SEEDS
 from src.reporting.tables import (
+    Comparison,
+    PerQueryLookup,
     RunRecord,
     columns,
+    config_differences,
+    drop_duplicate_seeds,
     group_runs,
     macro_table,
     markdown,
@@ -35,6 +46,9 @@ from src.reporting.tables import (
     significance,
     write_csv,
 )
+
+if TYPE_CHECKING:
+    from src.evaluation.exports import PerQuery
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
@@ -123,7 +137,8 @@ def fetch_runs(target: Target) -> list[RunRecord]:
             run_id=run.info.run_id, name=run.info.run_name or run.info.run_id, status=run.info.status,
             model=tags.get("model", "?"), sampling=sampling_label(sampler, alpha), alpha=alpha,
             seed=tags.get("seed", "?"), eval_sets=tuple(s for s in tags.get("eval_data", "").split(",") if s),
-            metrics=dict(run.data.metrics), error=tags.get(ERROR_TAG, ""),
+            metrics=dict(run.data.metrics), error=tags.get(ERROR_TAG, ""), params=dict(run.data.params),
+            start_time=run.info.start_time or 0,
         ))
     return sorted(records, key=lambda r: r.name)
 
@@ -133,10 +148,10 @@ class PerQueryCache:
 
     def __init__(self, tracking_uri: str, workdir: Path) -> None:
         self.uri, self.workdir = tracking_uri, workdir
-        self.cache: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, np.ndarray]] | None] = {}
+        self.cache: dict[tuple[str, str], PerQuery | None] = {}
 
-    def __call__(self, run: RunRecord, eval_set: str) -> tuple[tuple[str, ...], dict[str, np.ndarray]] | None:
-        """(languages, arrays) of one run and evaluation set."""
+    def __call__(self, run: RunRecord, eval_set: str) -> PerQuery | None:
+        """Per-query arrays and qids of one run and evaluation set."""
         import mlflow
         from mlflow.exceptions import MlflowException
 
@@ -148,95 +163,124 @@ class PerQueryCache:
                 local = mlflow.artifacts.download_artifacts(
                     run_id=run.run_id, artifact_path=f"eval/{eval_set}/per_query.npz",
                     dst_path=str(self.workdir / run.run_id), tracking_uri=self.uri)
-                pq = load_per_query(Path(local))
-                self.cache[key] = (pq.languages, pq.arrays)
+                self.cache[key] = load_per_query(Path(local))
             except (MlflowException, OSError):
                 self.cache[key] = None  # run with eval.exports=false: no significance for it
         return self.cache[key]
 
 
 def build_report(target: Target, out_dir: Path, n_resamples: int = 9999, seed: int = 0) -> dict:
-    """Fetch, compute and write every table and plot of the report into out_dir; returns report.json's content."""
+    """Fetch the target's runs, then write every table and plot into out_dir; returns report.json's content."""
     runs = fetch_runs(target)
-    finished = [r for r in runs if r.status == "FINISHED"]
-    failed = [r for r in runs if r.status != "FINISHED"]
-    if not finished:
+    if not any(r.status == "FINISHED" for r in runs):
         where = f"parent run {target.parent_id}" if target.parent_id else f"experiment {target.name}"
         raise ReportError(f"no FINISHED training runs under {where} in {target.tracking_uri} "
-                          f"({len(failed)} unfinished/failed); nothing to report")
+                          f"({len(runs)} unfinished/failed); nothing to report")
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_report(runs, out_dir, PerQueryCache(target.tracking_uri, Path(tmp)), n_resamples, seed,
+                            {"target": asdict(target)})
+
+
+def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup, n_resamples: int = 9999,
+                 seed: int = 0, meta: dict | None = None) -> dict:
+    """Tables, tests, plots and report.json for these runs (one or more FINISHED); returns report.json's data."""
+    finished, superseded = drop_duplicate_seeds([r for r in runs if r.status == "FINISHED"])
+    failed = [r for r in runs if r.status != "FINISHED"]
     out_dir.mkdir(parents=True, exist_ok=True)
     eval_sets = sorted({s for r in finished for s in r.eval_sets})
     groups = group_runs(finished)
     cols = columns(eval_sets)
-    with tempfile.TemporaryDirectory() as tmp:
-        per_query = PerQueryCache(target.tracking_uri, Path(tmp))
-        comparisons = significance(groups, cols, per_query, n_resamples, seed)
-        models = sorted({m for m, _ in groups})
-        _write_tables(out_dir, groups, cols, comparisons, eval_sets, models, failed)
-        _write_plots(out_dir, groups, eval_sets, models, per_query)
-    report = {"target": asdict(target), "n_finished": len(finished), "n_failed": len(failed),
+    comparisons = significance(groups, cols, per_query, n_resamples, seed)
+    configs = sorted({c for c, _ in groups})
+    _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, failed, finished, superseded)
+    _write_plots(out_dir, groups, eval_sets, configs, per_query)
+    report = {**(meta or {}), "n_finished": len(finished), "n_failed": len(failed),
               "failed": [{"run": r.name, "status": r.status, "error": r.error} for r in failed],
+              "superseded": [r.name for r in superseded],
+              "configurations": config_differences(finished),
               "comparisons": [{**asdict(c), "significant": c.significant} for c in comparisons],
-              "files": sorted(p.name for p in out_dir.iterdir())}
+              "files": sorted(p.name for p in out_dir.iterdir() if p.name != "report.json") + ["report.json"]}
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
 
 
-def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: list, eval_sets: list[str],
-                  models: list[str], failed: list[RunRecord]) -> None:
+LEGEND = (
+    "mAP (mean ± 95% t-interval over seeds); **bold** = best in the column; `>a,b` = significantly better "
+    "than samplers a, b of the same configuration. Test: two levels, question clusters (all translations of a "
+    "question, one `xling_id`, flip together) and seeds (seed-to-seed variance of the per-seed differences, "
+    f"seed s paired with seed s); only samplers with the same seed set and at least {MIN_SEEDS} seeds (else "
+    "`n/a (k seeds)`), Holm-corrected across all tested comparisons, 0.05. rank_distance: lower is better. "
+    "R@k in the runs' metrics (`{set}/{setting}/r10`, not in this table) is the paper's recall of a query's "
+    "relevant answers: in the pooled (multi) setting a query has one per language, so R@10 is at most 10/11 "
+    "= 0.909 on XQuAD-R (11 languages), not 1.\n\n"
+)
+
+
+def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: list[Comparison],
+                  eval_sets: list[str], configs: list[str], failed: list[RunRecord], finished: list[RunRecord],
+                  superseded: list[RunRecord]) -> None:
     """table.md / table.csv, significance.csv and the per-language tables."""
     header, md_rows, csv_rows = macro_table(groups, cols, comparisons)
     write_csv(out_dir / "table.csv", csv_rows)
     write_csv(out_dir / "significance.csv", [{**asdict(c), "significant": c.significant} for c in comparisons])
-    legend = ("mAP (mean ± 95% t-interval over seeds); **bold** = best in the column; `>a,b` = significantly "
-              "better than samplers a, b of the same model (paired sign-flip test over per-query AP averaged "
-              "over seeds, Holm-corrected across all comparisons, 0.05). rank_distance: lower is better.\n")
-    parts = ["# Sweep report\n", legend, markdown(header, md_rows)]
+    parts = ["# Sweep report\n", LEGEND, markdown(header, md_rows)]
+    differences = {k: v for k, v in config_differences(finished).items() if v}
+    if differences:
+        parts += ["\n## Configurations\n", ("Runs of one model whose params differ (sampling, seed and "
+                                               "bookkeeping aside) are separate rows, never compared:\n\n"),
+                  markdown(["configuration", "params that differ"],
+                           [[k, ", ".join(f"`{p}={v}`" for p, v in d.items())] for k, d in differences.items()])]
     if comparisons:
         parts += ["\n## Paired tests\n", markdown(
-            ["column", "model", "a", "b", "mean a", "mean b", "p", "p (Holm)", "significant"],
-            [[c.column, c.model, c.a, c.b, f"{c.mean_a:.4f}", f"{c.mean_b:.4f}", f"{c.p:.4g}", f"{c.p_holm:.4g}",
-              "yes" if c.significant else "no"] for c in comparisons])]
+            ["column", "model", "a", "b", "seeds", "mean a", "mean b", "SE questions", "SE seeds", "p",
+             "p (Holm)", "significant"],
+            [[c.column, c.model, c.a, c.b, str(c.n_seeds), f"{c.mean_a:.4f}", f"{c.mean_b:.4f}",
+              *((c.note, "", "", "", "–") if c.note else
+                (f"{c.se_questions:.4f}", f"{c.se_seeds:.4f}", f"{c.p:.4g}", f"{c.p_holm:.4g}",
+                 "yes" if c.significant else "no"))] for c in comparisons])]
     else:
-        parts.append("\nNo paired tests: fewer than two samplers per model, or no per-query artifacts.\n")
+        parts.append("\nNo paired tests: fewer than two samplers per configuration.\n")
+    if superseded:
+        parts += ["\n## Superseded runs\n", "Reruns of one configuration, sampler and seed: the newest counts.\n\n",
+                  markdown(["run", "sampling", "seed"], [[r.name, r.sampling, r.seed] for r in superseded])]
     if failed:
-        parts += ["\n## Failed runs\n", markdown(["run", "status", "error"],
-                                                 [[r.name, r.status, r.error.replace("|", "\\|")] for r in failed])]
+        parts += ["\n## Failed runs\n", markdown(["run", "status", "error"], [
+            [r.name, r.status, r.error.replace("|", "\\|")] for r in failed])]
     for eval_set in eval_sets:
-        for model in models:
-            h, rows = per_language_table(groups, model, eval_set)
-            stem = f"per_language_{eval_set}_{model}"
-            (out_dir / f"{stem}.md").write_text(f"# {eval_set} · {model} · mAP per query language\n\n"
+        for config in configs:
+            h, rows = per_language_table(groups, config, eval_set)
+            stem = f"per_language_{eval_set}_{_slug(config)}"
+            (out_dir / f"{stem}.md").write_text(f"# {eval_set} · {config} · mAP per query language\n\n"
                                                 + markdown(h, rows))
             write_csv(out_dir / f"{stem}.csv", [dict(zip(h, (c.strip("*") for c in row))) for row in rows])
-            parts += [f"\n## {eval_set} · {model} · per query language (mAP)\n", markdown(h, rows)]
+            parts += [f"\n## {eval_set} · {config} · per query language (mAP)\n", markdown(h, rows)]
     (out_dir / "table.md").write_text("".join(parts))
 
 
-def _write_plots(out_dir: Path, groups: dict, eval_sets: list[str], models: list[str],
-                 per_query: PerQueryCache) -> None:
-    """Grouped bars per set, α curves where a model has several α, side-by-side heatmaps per model."""
+def _write_plots(out_dir: Path, groups: dict, eval_sets: list[str], configs: list[str],
+                 per_query: PerQueryLookup) -> None:
+    """Grouped bars per set, α curves where a configuration has several α, side-by-side heatmaps per one."""
     from src.evaluation.exports import PerQuery, grid_matrix
     from src.reporting.tables import average_per_query
 
     for eval_set in eval_sets:
         plots.bars(groups, eval_set, out_dir / f"bars_{eval_set}.png")
-        for model in models:
-            mine = {s: runs for (m, s), runs in groups.items() if m == model}
+        for config in configs:
+            mine = {s: runs for (c, s), runs in groups.items() if c == config}
             hybrid = [r for runs in mine.values() for r in runs if r.alpha is not None]
             if len({r.alpha for r in hybrid}) > 1:
                 refs = {s: runs for s, runs in mine.items() if s in ("xx", "xy")}
-                plots.alpha_curve(hybrid, eval_set, out_dir / f"alpha_{eval_set}_{model}.png", refs)
+                plots.alpha_curve(hybrid, eval_set, out_dir / f"alpha_{eval_set}_{_slug(config)}.png", refs)
             grids = {}
             for sampler, runs in mine.items():
-                avg = average_per_query([per_query(r, eval_set) for r in runs])
+                found = [per_query(r, eval_set) for r in runs]
+                avg = average_per_query([None if pq is None else (pq.languages, pq.arrays) for pq in found])
                 if avg is not None:
                     langs, arrays = avg
-                    pq = PerQuery(dataset=eval_set, languages=langs, qids={}, arrays=arrays)
-                    grids[sampler] = grid_matrix(pq.grid(), "map")
+                    grids[sampler] = grid_matrix(PerQuery(eval_set, langs, {}, arrays).grid(), "map")
             if grids:
-                plots.heatmaps(grids, f"{eval_set} · {model} · mAP (rows: query language)",
-                               out_dir / f"heatmaps_{eval_set}_{model}.png")
+                plots.heatmaps(grids, f"{eval_set} · {config} · mAP (rows: query language)",
+                               out_dir / f"heatmaps_{eval_set}_{_slug(config)}.png")
 
 
 def log_to_parent(target: Target, out_dir: Path) -> None:
@@ -254,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None,
                         help=f"MLflow store (default: the sweep's, else $MLFLOW_TRACKING_URI, else {DEFAULT_URI})")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<name>)")
-    parser.add_argument("--resamples", type=int, default=9999, help="sign flips per paired test (default 9999)")
+    parser.add_argument("--resamples", type=int, default=9999, help="null draws per paired test (default 9999)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the paired tests")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -268,8 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     if target.parent_id:
         log_to_parent(target, out_dir)
     print((out_dir / "table.md").read_text().split("\n## ")[0])
+    untested = sum(bool(c["note"]) for c in report["comparisons"])
     print(f"Report: {out_dir}/ ({report['n_finished']} runs, {report['n_failed']} failed, "
-          f"{sum(c['significant'] for c in report['comparisons'])}/{len(report['comparisons'])} significant)"
+          f"{sum(c['significant'] for c in report['comparisons'])}/{len(report['comparisons']) - untested} "
+          f"significant" + (f", {untested} not tested" if untested else "") + ")"
           + (f"; logged to parent run {target.parent_id}" if target.parent_id else ""))
     return 0
 

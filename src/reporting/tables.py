@@ -1,28 +1,68 @@
-"""Report tables from run records: the paper's Tables 1-2 (macro) and 3-8 (per language), with significance."""
+"""Report tables from run records: the paper's Tables 1-2 (macro) and 3-8 (per language), with significance.
+
+Rows are (configuration, sampler): runs share a configuration when their flattened MLflow params agree on
+everything except EXCLUDED_PARAMS, so a report over a whole experiment never pools different training sets,
+step counts or models, and only samplers of one configuration are compared.
+"""
 
 from __future__ import annotations
 
 import csv
+import fnmatch
+import functools
+import hashlib
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from src.reporting.stats import SETTINGS, holm, mean_ci, paired_sign_flip_test, query_contributions
+from src.reporting.stats import (
+    MIN_SEEDS,
+    SETTINGS,
+    cluster_sums,
+    holm,
+    mean_ci,
+    query_contributions,
+    question_clusters,
+    seed_cluster_test,
+)
+
+if TYPE_CHECKING:
+    from src.evaluation.exports import PerQuery
 
 ALPHA_LEVEL = 0.05
 # Columns of the macro table per evaluation set: (metric key suffix, per-query setting, per-query metric).
 MACRO_COLUMNS = (("mono/map", "mono", "map"), ("cross/map", "cross", "map"), ("multi/map", "multi", "map"),
                  ("multi/rank_distance", "multi", "rank_distance"))
 LOWER_IS_BETTER = ("rank_distance",)  # bias: fewer ranks between a query's relevant passages is better
+# Flattened MLflow params (fnmatch patterns) that do not define the experiment: left out of the configuration
+# fingerprint. Every other param must agree for runs to share a row or be compared.
+EXCLUDED_PARAMS = (
+    # The report's own axes: samplers are what is compared, seeds are the replicates.
+    "sampling.*", "seed",
+    # Where data, caches and outputs live and where the run is logged. Values of paths.* inside other params
+    # are replaced by the key (normalise_params), so a data root moved to another machine changes nothing.
+    "paths.*", "logger.*", "hydra.*", "trainer.default_root_dir", "callbacks.*.dirpath", "callbacks.*.export_dir",
+    # The host as src/run.py logs it (device, cores, CPU model and flags) and the torch thread count.
+    "runtime.*", "threads",
+    # How a run was launched or continued (cf. src/resume.py VOLATILE_KEYS); ckpt_path stays: starting from
+    # another run's weights is another experiment.
+    "resume", "slurm_auto_requeue", "debug.batch_log", "debug.step_sleep_s",
+    # Which files an evaluation writes and its batch size, not what it measures.
+    "export_model", "eval.exports", "eval.trec_depth", "eval.save_embeddings", "eval.log_large_artifacts",
+    "eval.batch_size", "callbacks.retrieval_eval.exports", "callbacks.retrieval_eval.trec_depth",
+    "callbacks.retrieval_eval.save_embeddings", "callbacks.retrieval_eval.batch_size",
+)
+_LABEL_MAX = 60  # longer configuration differences get a hash label, listed in the report
 
 
 @dataclass
 class RunRecord:
-    """One training run as read from MLflow: what it was (model, sampler, seed) and what it scored."""
+    """One training run as read from MLflow: what it was (model, sampler, seed, params) and what it scored."""
 
     run_id: str
     name: str
@@ -34,29 +74,30 @@ class RunRecord:
     eval_sets: tuple[str, ...]
     metrics: dict[str, float] = field(default_factory=dict)
     error: str = ""
-
-    @property
-    def group(self) -> tuple[str, str]:
-        """Row of the macro table: (model, sampling label)."""
-        return self.model, self.sampling
+    params: dict[str, str] = field(default_factory=dict)  # flattened config as logged to MLflow
+    start_time: int = 0  # ms since the epoch; the newest of duplicated runs is kept
 
 
 @dataclass
 class Comparison:
-    """One paired test between two samplers of a model on one column."""
+    """One test between two samplers of a configuration on one column (p NaN when not tested: see note)."""
 
     column: str  # e.g. `xquad_r/cross/map`
-    model: str
+    model: str  # configuration label (the model name unless it has several configurations)
     a: str
     b: str
     mean_a: float
     mean_b: float
     p: float
     p_holm: float = float("nan")
+    n_seeds: int = 0  # matched seeds
+    se_questions: float = float("nan")
+    se_seeds: float = float("nan")
+    note: str = ""  # why it was not tested, e.g. `n/a (2 seeds)`
 
     @property
     def significant(self) -> bool:
-        """Holm-adjusted p below the 0.05 level."""
+        """Holm-adjusted p below the 0.05 level (never for an untested pair)."""
         return self.p_holm < ALPHA_LEVEL
 
     def winner(self) -> str | None:
@@ -72,11 +113,88 @@ def columns(eval_sets: Sequence[str]) -> list[str]:
     return [f"{s}/{suffix}" for s in eval_sets for suffix, _, _ in MACRO_COLUMNS]
 
 
+def seed_key(seed: str) -> tuple[int, float, str]:
+    """Sort seeds numerically where they are numbers (2 before 10), else by text."""
+    try:
+        return 0, float(seed), seed
+    except ValueError:
+        return 1, 0.0, seed
+
+
+def normalise_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Params without EXCLUDED_PARAMS, with the run's own path values written as `${paths.key}`."""
+    roots = sorted(((str(v), k) for k, v in params.items() if k.startswith("paths.") and "/" in str(v)),
+                   key=lambda item: -len(item[0]))  # only real paths: a bare "data" would hit module names
+    out = {}
+    for key, value in params.items():
+        if any(fnmatch.fnmatchcase(key, pattern) for pattern in EXCLUDED_PARAMS):
+            continue
+        text = str(value)
+        for root, name in roots:  # longest first: output_dir before the root_dir it lies in
+            text = text.replace(root, "${" + name + "}")
+        out[key] = text
+    return out
+
+
+def config_fingerprint(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The experiment a run belongs to: its normalised params, sorted."""
+    return tuple(sorted(normalise_params(params).items()))
+
+
+def _configurations(runs: Sequence[RunRecord]) -> list[tuple[str, tuple, str, dict[str, str]]]:
+    """(model, fingerprint, label, params that differ from the model's other configurations) per configuration."""
+    by_model: dict[str, set[tuple]] = {}
+    for run in runs:
+        by_model.setdefault(run.model, set()).add(config_fingerprint(run.params))
+    out = []
+    for model, found in sorted(by_model.items()):
+        prints = sorted(found)
+        if len(prints) == 1:
+            out.append((model, prints[0], model, {}))
+            continue
+        dicts = [dict(fp) for fp in prints]
+        keys = sorted({k for d in dicts for k in d if len({e.get(k, "<unset>") for e in dicts}) > 1})
+        for fp, d in zip(prints, dicts):
+            diff = {k: d.get(k, "<unset>") for k in keys}
+            text = ", ".join(f"{k}={v}" for k, v in diff.items())
+            digest = hashlib.sha1(repr(fp).encode()).hexdigest()[:6]
+            out.append((model, fp, f"{model}[{text}]" if len(text) <= _LABEL_MAX else f"{model}#{digest}", diff))
+    return out
+
+
+def config_differences(runs: Sequence[RunRecord]) -> dict[str, dict[str, str]]:
+    """Configuration label -> the params that tell it apart from the model's other configurations ({} if one)."""
+    return {label: diff for _, _, label, diff in _configurations(runs)}
+
+
+def config_labels(runs: Sequence[RunRecord]) -> dict[str, str]:
+    """Run id -> configuration label: the model name, or `model[key=value, ...]` when the model has several."""
+    by_print = {(model, fp): label for model, fp, label, _ in _configurations(runs)}
+    return {r.run_id: by_print[r.model, config_fingerprint(r.params)] for r in runs}
+
+
+def drop_duplicate_seeds(runs: Sequence[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
+    """(kept, superseded): of several runs with the same configuration, sampler and seed only the newest counts.
+
+    A rerun of a job is not another seed: pooling it would shrink the interval and fake a replicate.
+    """
+    newest: dict[tuple, RunRecord] = {}
+    for run in sorted(runs, key=lambda r: (r.start_time, r.name, r.run_id)):
+        newest[(run.model, config_fingerprint(run.params), run.sampling, run.seed)] = run
+    kept_ids = {r.run_id for r in newest.values()}
+    return [r for r in runs if r.run_id in kept_ids], [r for r in runs if r.run_id not in kept_ids]
+
+
 def group_runs(runs: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
-    """Runs by (model, sampling label), seeds together, rows sorted."""
+    """Runs by (configuration label, sampling label), seeds together in seed order, rows sorted."""
+    labels = config_labels(runs)
     out: dict[tuple[str, str], list[RunRecord]] = {}
-    for run in sorted(runs, key=lambda r: (r.model, r.sampling, r.seed)):
-        out.setdefault(run.group, []).append(run)
+    for run in sorted(runs, key=lambda r: (labels[r.run_id], r.sampling, seed_key(r.seed))):
+        group = out.setdefault((labels[run.run_id], run.sampling), [])
+        if group and group[-1].seed == run.seed:
+            raise ValueError(f"{labels[run.run_id]} / {run.sampling}: seed {run.seed} twice ({group[-1].name}, "
+                             f"{run.name}); drop_duplicate_seeds first")
+        group.append(run)
     return out
 
 
@@ -90,40 +208,90 @@ def best_rows(cells: Mapping[tuple[str, str], tuple[float, float]], column: str)
     return {k for k, v in finite.items() if v == best}
 
 
-def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequence[str],
-                 per_query: Callable[[RunRecord, str], tuple[tuple[str, ...], dict[str, np.ndarray]] | None],
-                 n_resamples: int = 9999, seed: int = 0) -> list[Comparison]:
-    """Paired tests between every two samplers of a model on every column, Holm-corrected together.
+PerQueryLookup = Callable[[RunRecord, str], "PerQuery | None"]
+# (question ids, per-question sums of a run's shares) for one run, evaluation set, setting and metric.
+Clustered = tuple[np.ndarray, np.ndarray]
 
-    `per_query(run, eval_set)` gives (languages, per-query arrays) or None when the run saved none; a
-    group's arrays are averaged over its seeds (the same queries in every run) before testing.
+
+def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequence[str],
+                 per_query: PerQueryLookup, n_resamples: int = 9999, seed: int = 0) -> list[Comparison]:
+    """Tests between every two samplers of a configuration on every column, Holm-corrected over those tested.
+
+    `per_query(run, eval_set)` gives the run's PerQuery (with qids) or None when it saved none. Each run's
+    per-query shares of the column's macro average are summed per question (xling_id, all its languages).
+    A pair is tested only with the same seed set on both sides and at least MIN_SEEDS seeds
+    (stats.seed_cluster_test on the seed x question differences); otherwise its Comparison has p = NaN and
+    a note saying why.
     """
     by_column = {c: next((s, m) for suffix, s, m in MACRO_COLUMNS if c.endswith("/" + suffix)) for c in cols}
-    averaged: dict[tuple[tuple[str, str], str], tuple[tuple[str, ...], dict[str, np.ndarray]] | None] = {}
+    questions: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}  # the same for every column of a set
+    cache: dict[tuple[str, str, str, str], Clustered | None] = {}
+
+    def lookup(run: RunRecord, eval_set: str, setting: str, metric: str) -> Clustered | None:
+        key = (run.run_id, eval_set, setting, metric)
+        if key in cache:
+            return cache[key]
+        pq = per_query(run, eval_set)
+        if pq is None or not pq.qids:
+            cache[key] = None
+            return None
+        if (run.run_id, eval_set) not in questions:
+            questions[run.run_id, eval_set] = question_clusters(pq.qids, pq.languages)
+        names, index = questions[run.run_id, eval_set]
+        shares = query_contributions(pq.arrays, pq.languages, setting, metric)
+        cache[key] = names, cluster_sums(shares, index, names.size)
+        return cache[key]
+
     out: list[Comparison] = []
-    models = sorted({m for m, _ in groups})
     for column in cols:
         eval_set = column.split("/", 1)[0]
         setting, metric = by_column[column]
-        for model in models:
-            samplers = [s for m, s in groups if m == model]
+        for config in sorted({c for c, _ in groups}):
+            samplers = [s for c, s in groups if c == config]
             for a, b in itertools.combinations(samplers, 2):
-                shares = []
-                for sampler in (a, b):
-                    key = ((model, sampler), eval_set)
-                    if key not in averaged:
-                        averaged[key] = average_per_query([per_query(r, eval_set) for r in groups[model, sampler]])
-                    if averaged[key] is None:
-                        break
-                    langs, arrays = averaged[key]  # type: ignore[misc]
-                    shares.append(query_contributions(arrays, langs, setting, metric))
-                if len(shares) < 2:
-                    continue
-                out.append(Comparison(column, model, a, b, float(shares[0].sum()), float(shares[1].sum()),
-                                      paired_sign_flip_test(shares[0], shares[1], n_resamples, seed)))
-    for comp, p in zip(out, holm([c.p for c in out])):
+                runs = (groups[config, a], groups[config, b])
+                per_run = functools.partial(lookup, eval_set=eval_set, setting=setting, metric=metric)
+                out.append(_compare(column, config, (a, b), runs, per_run, n_resamples, seed))
+    tested = [c for c in out if not c.note]
+    for comp, p in zip(tested, holm([c.p for c in tested])):
         comp.p_holm = float(p)
     return out
+
+
+def _compare(column: str, config: str, samplers: tuple[str, str], runs: tuple[list[RunRecord], list[RunRecord]],
+             lookup: Callable[[RunRecord], Clustered | None], n_resamples: int, seed: int) -> Comparison:
+    """One pair of samplers on one column: matched seeds, clustered shares, seed_cluster_test."""
+    (a, b), (runs_a, runs_b) = samplers, runs
+    seeds_a, seeds_b = {r.seed: r for r in runs_a}, {r.seed: r for r in runs_b}
+    matched = sorted(set(seeds_a) & set(seeds_b), key=seed_key)
+    means = [mean_ci([r.metrics.get(column, math.nan) for r in side])[0] for side in runs]
+    comp = Comparison(column, config, a, b, means[0], means[1], math.nan, n_seeds=len(matched))
+    if set(seeds_a) != set(seeds_b):
+        comp.note = f"skipped: seed sets differ ({a}: {_seeds(seeds_a)}; {b}: {_seeds(seeds_b)})"  # no pairs
+        return comp
+    if len(matched) < MIN_SEEDS:
+        comp.note = f"n/a ({len(matched)} seed{'s' if len(matched) != 1 else ''})"
+        return comp
+    sides = [[lookup(by_seed[s]) for s in matched] for by_seed in (seeds_a, seeds_b)]
+    missing = [by_seed[s].name for by_seed, side in zip((seeds_a, seeds_b), sides)
+               for s, found in zip(matched, side) if found is None]
+    if missing:
+        comp.note = f"skipped: no per-query arrays with question ids ({', '.join(missing)})"
+        return comp
+    rows = [found for side in sides for found in side if found is not None]  # a's seeds, then b's
+    if any(not np.array_equal(names, rows[0][0]) for names, _ in rows):
+        comp.note = "skipped: the runs scored different questions"
+        return comp
+    shares = np.stack([sums for _, sums in rows]).reshape(2, len(matched), -1)  # (sampler, seed, question)
+    result = seed_cluster_test(shares[0] - shares[1], n_resamples, seed)
+    comp.mean_a, comp.mean_b = (float(x) for x in shares.sum(axis=2).mean(axis=1))
+    comp.p, comp.se_questions, comp.se_seeds = result.p, result.se_questions, result.se_seeds
+    return comp
+
+
+def _seeds(by_seed: Mapping[str, RunRecord]) -> str:
+    """`1,2,3`"""
+    return ",".join(sorted(by_seed, key=seed_key))
 
 
 def average_per_query(
@@ -151,7 +319,7 @@ def macro_table(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequenc
     """(markdown header, markdown rows, csv rows): mean ± CI per cell, best in bold, significant wins marked.
 
     A cell's `>xy,xx` says this sampler is significantly better (Holm, 0.05) than those samplers of the
-    same model on that column.
+    same configuration on that column; the last column says whether its comparisons were tested at all.
     """
     cells = {c: {g: mean_ci([r.metrics.get(c, math.nan) for r in runs]) for g, runs in groups.items()}
              for c in cols}
@@ -160,7 +328,7 @@ def macro_table(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequenc
         w = comp.winner()
         if w is not None:
             wins.setdefault((comp.column, comp.model, w), []).append(comp.b if w == comp.a else comp.a)
-    header = ["model", "sampling", "seeds", *cols]
+    header = ["model", "sampling", "seeds", *cols, "tests"]
     md_rows, csv_rows = [], []
     for g, runs in groups.items():
         md = [g[0], g[1], str(len(runs))]
@@ -174,9 +342,19 @@ def macro_table(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequenc
             beaten = sorted(wins.get((c, g[0], g[1]), []))
             md.append(text + (f" >{','.join(beaten)}" if beaten else ""))
             row.update({f"{c}": mean, f"{c}/ci95": ci, f"{c}/better_than": ";".join(beaten) or "-"})
+        md.append(tests_cell(comparisons, *g))
+        row["tests"] = md[-1]
         md_rows.append(md)
         csv_rows.append(row)
     return header, md_rows, csv_rows
+
+
+def tests_cell(comparisons: Sequence[Comparison], config: str, sampler: str) -> str:
+    """`tested (3 seeds)`, or why a row's comparisons were not tested (`n/a (2 seeds)`), `–` without any."""
+    mine = [c for c in comparisons if c.model == config and sampler in (c.a, c.b)]
+    tested = sorted({c.n_seeds for c in mine if not c.note})
+    parts = [f"tested ({','.join(map(str, tested))} seeds)"] if tested else []
+    return "; ".join(parts + sorted({c.note for c in mine if c.note})) or "–"
 
 
 def per_language_table(groups: Mapping[tuple[str, str], list[RunRecord]], model: str, eval_set: str,

@@ -1,0 +1,71 @@
+"""write_report on a small experiment: configurations kept apart, reruns superseded, untested pairs explained."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from src.evaluation.exports import PerQuery
+from src.report import write_report
+from src.reporting.tables import RunRecord
+
+LANGS = ("de", "en", "zh")
+
+
+def _per_query(rng: np.random.Generator, gain: float, n: int = 40) -> PerQuery:
+    """Multi, mono and cross map / rank_distance arrays with qids, AP = uniform + gain."""
+    arrays = {}
+    for x in LANGS:
+        for key in [f"{'mono' if x == y else 'cross'}/{x}-{y}" for y in LANGS] + [f"multi/{x}"]:
+            arrays[f"{key}/map"] = np.clip(rng.uniform(0, 0.6, n) + gain, 0, 1)
+            arrays[f"{key}/rank_distance"] = rng.uniform(1, 30, n)
+    return PerQuery("xq", LANGS, {x: np.array([f"{x}:q{i}" for i in range(n)]) for x in LANGS}, arrays)
+
+
+def test_report_sections_for_a_mixed_experiment(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    runs, data = [], {}
+    plan = [("150", ("1", "2", "3")), ("20", ("1", "2"))]  # a long configuration with 3 seeds, a short with 2
+    for steps, seeds in plan:
+        for sampler, gain in (("xx", 0.0), ("xy", 0.3)):
+            for seed in seeds:
+                run_id = f"{steps}-{sampler}-{seed}"
+                data[run_id] = _per_query(rng, gain)
+                metrics = data[run_id].grid().summary(["map"])
+                params = {"model.name": "tiny", "trainer.max_steps": steps, "seed": seed,
+                          "sampling.name": sampler, "paths.output_dir": f"/out/{run_id}",
+                          "runtime.threads": str(len(run_id))}
+                runs.append(RunRecord(run_id, f"{sampler}-seed{seed}", "FINISHED", "tiny", sampler, None, seed,
+                                      ("xq",), metrics, params=params, start_time=1))
+    rerun = RunRecord("rerun", "xx-seed1", "FINISHED", "tiny", "xx", None, "1", ("xq",), runs[0].metrics,
+                      params=runs[0].params, start_time=0)  # older than 150-xx-1: superseded
+    failed = RunRecord("dead", "xy-seed9", "FAILED", "tiny", "xy", None, "9", ("xq",), error="boom | here")
+    report = write_report([*runs, rerun, failed], tmp_path, lambda run, _: data[run.run_id], n_resamples=199)
+
+    assert report["n_finished"] == 10 and report["superseded"] == ["xx-seed1"] and report["n_failed"] == 1
+    assert report["configurations"] == {"tiny[trainer.max_steps=150]": {"trainer.max_steps": "150"},
+                                        "tiny[trainer.max_steps=20]": {"trainer.max_steps": "20"}}
+    by_config = {}
+    for c in report["comparisons"]:
+        by_config.setdefault(c["model"], []).append(c)
+    long, short = by_config["tiny[trainer.max_steps=150]"], by_config["tiny[trainer.max_steps=20]"]
+    assert len(long) == len(short) == 4  # one pair per column, never across configurations
+    assert all(not c["note"] and 0 < c["p"] <= c["p_holm"] <= 1 for c in long)
+    assert all(c["note"] == "n/a (2 seeds)" and math.isnan(c["p"]) and not c["significant"] for c in short)
+
+    table = (tmp_path / "table.md").read_text()
+    assert "## Configurations" in table and "`trainer.max_steps=20`" in table
+    assert "## Superseded runs" in table and "| xx-seed1 | xx | 1 |" in table
+    assert "boom \\| here" in table  # failed run listed, its pipe escaped
+    assert "| tiny[trainer.max_steps=20] | xy | 2 |" in table and "n/a (2 seeds) |" in table
+    with (tmp_path / "significance.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["note"] for r in rows} == {"", "n/a (2 seeds)"} and rows[0]["n_seeds"] == "3"
+    for stem in ("tiny_trainer.max_steps_150", "tiny_trainer.max_steps_20"):
+        assert (tmp_path / f"per_language_xq_{stem}.md").is_file()
+        assert (tmp_path / f"heatmaps_xq_{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "report.json").read_text())["files"][-1] == "report.json"
