@@ -1,4 +1,4 @@
-"""`python -m bench [encoding grid train_step scaling precision] [--quick] [--cap-isa avx2]`: run comparisons."""
+"""`python -m bench [encoding grid train_step scaling precision threads] [--quick] [--cap-isa avx2]`: run comparisons."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.harness import RESULTS_DIR, machine_info, write_result
 
-COMPARISONS = ("encoding", "grid", "train_step", "scaling", "precision")
+COMPARISONS = ("encoding", "grid", "train_step", "scaling", "precision", "threads")
 # What torch and oneDNN see on an AVX2-only CPU (no AVX-512, no AMX), imposed on a bigger one.
 ISA_CAPS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 NEEDS_REFERENCE = {"encoding", "grid"}  # use sentence-transformers

@@ -4,28 +4,56 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from src.config import ConfigError
+from src.data.datamodule import VAL_SEED
 from src.data.lareqa import LareqaDataset, load_lareqa
 from src.data.pairs import PairTable, build_pairs
+from src.data.validation import retrieval_subset, split_by_question
 from src.model.encoder import ENCODER_FILE, BiEncoder
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load_training_pairs(cfg: DictConfig, seed: int) -> PairTable:
-    """Training pairs from `data.train`: a LAReQA set (every language pair per question id) or a hub set."""
+@dataclass
+class TrainingData:
+    """Training pairs, and the validation split's pairs (loss) and retrieval set (mAP) when there is one."""
+
+    pairs: PairTable
+    val_pairs: PairTable | None = None
+    val_set: LareqaDataset | None = None
+
+
+def load_training_data(cfg: DictConfig, seed: int) -> TrainingData:
+    """`data.train`: a LAReQA set (every language pair per question id, minus the validation ids) or a hub set."""
     t = cfg.data.train
     if t.kind == "hub":
         from src.data.hub import build_parallel_pairs
 
-        return build_parallel_pairs(t.path, list(t.languages), dict(t.subsets), t.split, t.max_rows,
-                                    dict(t.columns) if t.hard_negatives else {**t.columns, "negative": None})
-    train_set = load_lareqa(t.path, list(t.languages), t.name)
-    return build_pairs(train_set, t.candidate_text, t.hard_negatives, seed)
+        return TrainingData(build_parallel_pairs(
+            t.path, list(t.languages), dict(t.subsets), t.split, t.max_rows,
+            dict(t.columns) if t.hard_negatives else {**t.columns, "negative": None}))
+    full = load_lareqa(t.path, list(t.languages), t.name)
+    if not t.val_fraction:
+        return TrainingData(build_pairs(full, t.candidate_text, t.hard_negatives, seed))
+    train_set, val_set = split_by_question(full, t.val_fraction)
+    if val_set.num_questions == 0:
+        raise ConfigError(f"data.train.val_fraction={t.val_fraction}: holds out no question of {t.name} "
+                          f"({full.num_questions} questions); raise it, or 0 for no validation split")
+    # Validation pairs draw their hard negatives with a fixed seed: the same validation loss for every run.
+    return TrainingData(build_pairs(train_set, t.candidate_text, t.hard_negatives, seed),
+                        build_pairs(val_set, t.candidate_text, t.hard_negatives, VAL_SEED),
+                        retrieval_subset(val_set))
+
+
+def load_training_pairs(cfg: DictConfig, seed: int) -> PairTable:
+    """The training pairs of `data.train` (validation question ids left out)."""
+    return load_training_data(cfg, seed).pairs
 
 
 def load_eval_sets(cfg: DictConfig) -> dict[str, LareqaDataset]:

@@ -125,8 +125,12 @@ class TrainSetSchema(DatasetSchema):
     split: str = "train"
     max_rows: int = 50_000
     columns: dict[str, str | None] = field(default_factory=dict)
+    val_fraction: float = MISSING  # conf/data/train/*.yaml is its one source
 
     def __post_init__(self) -> None:
+        _check(0.0 <= self.val_fraction < 1.0, "data.train.val_fraction", "a fraction in [0, 1)", self.val_fraction)
+        _check(self.kind == "lareqa" or self.val_fraction == 0.0, "data.train.val_fraction",
+               f"0 for kind={self.kind} (validation splits are built for LAReQA sets)", self.val_fraction)
         if self.kind == "hub":
             _check_languages("data.train.languages", self.languages)
             missing = [lang for lang in self.languages if lang not in self.subsets]

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -98,50 +97,6 @@ class InterruptCheckpoint(Callback):
         self.saved = self.dirpath / name
         trainer.save_checkpoint(self.saved)  # collective under DDP: every rank reaches on_exception
         log.warning("%s: checkpoint of the last good state written to %s", type(exception).__name__, self.saved)
-
-
-class EvalMetricCheckpoint(ModelCheckpoint):
-    """Keeps the best checkpoint by a metric of the retrieval evaluation callback.
-
-    The evaluation callback logs to the loggers directly (not `trainer.callback_metrics`) and evaluates every
-    `callbacks.retrieval_eval.every_n_steps` and at the end of training. This checkpoint therefore saves
-    exactly when a new evaluation result exists, whatever its step, instead of on a step schedule of its own.
-    """
-
-    def __init__(self, monitor: str, mode: str = "max", save_top_k: int = 1, **kwargs: Any) -> None:
-        super().__init__(monitor=monitor, mode=mode, save_top_k=save_top_k, save_last=False,
-                         save_on_train_epoch_end=False, **kwargs)
-        self._seen: Any = None
-
-    def _consider(self, trainer: Trainer) -> None:
-        """Save if the evaluator produced a new result holding the monitored metric."""
-        evaluator = next((cb for cb in trainer.callbacks if hasattr(cb, "last_metrics")), None)
-        metrics = getattr(evaluator, "last_metrics", None)
-        if not metrics or metrics is self._seen:
-            return
-        if self.monitor not in metrics:
-            if self._seen is None:
-                log.warning("best_checkpoint: monitored %r not among the evaluation metrics (e.g. %s); "
-                            "no best checkpoint is kept", self.monitor, sorted(metrics)[:3])
-            self._seen = metrics
-            return
-        self._seen = metrics  # each evaluation returns a fresh dict
-        trainer.callback_metrics[self.monitor] = torch.tensor(float(metrics[self.monitor]))
-        self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
-        """After a periodic evaluation (checkpoint callbacks run after all others)."""
-        self._consider(trainer)
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """After the final evaluation."""
-        self._consider(trainer)
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """No epoch-end saves: epochs are not evaluation points here."""
-
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """No validation loop in this project."""
 
 
 class BatchLog(Callback):

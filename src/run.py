@@ -25,9 +25,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from src import reliability, resume
-    from src.builders import build_encoder, load_eval_sets, load_training_pairs, tags
+    from src.builders import build_encoder, load_eval_sets, load_training_data, tags
     from src.data.datamodule import PairDataModule
-    from src.evaluation.guard import check_zero_shot
+    from src.evaluation import provenance
+    from src.evaluation.callback import load_weights
+    from src.evaluation.guard import zero_shot_tag
     from src.launch import inherited_run_id
     from src.model.module import RetrievalModule
     from src.runtime import setup_runtime
@@ -44,9 +46,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
     pl.seed_everything(cfg.seed, workers=True)
     eval_sets = load_eval_sets(cfg)
-    pairs = load_training_pairs(cfg, cfg.seed)
-    overlap = check_zero_shot(pairs.queries + pairs.passages, eval_sets, cfg.eval.allow_overlap,
-                              cfg.eval.overlap_min_chars)
+    data = load_training_data(cfg, cfg.seed)  # training pairs + the validation split (selection only)
+    pairs = data.pairs
+    # Hashes of the training texts (validation split included: it chooses the model): the zero-shot check now,
+    # then saved with every checkpoint and the export so `src.evaluate` runs the same check (provenance.py).
+    seen = pairs.queries + pairs.passages + (data.val_pairs.queries + data.val_pairs.passages if data.val_pairs else [])
+    trained_on = provenance.TrainingFingerprint.from_texts(
+        cfg.data.train.name, cfg.data.train.languages, seen, cfg.eval.overlap_min_chars)
+    overlap = trained_on.check(eval_sets, cfg.eval.allow_overlap, cfg.eval.overlap_min_chars)
     sampler = instantiate(cfg.sampling.sampler)
     sampler(q_lang=pairs.q_lang, p_lang=pairs.p_lang, xling_id=pairs.xling_id,
             batch_size=cfg.data.batch_size, seed=cfg.seed)  # validates batch size vs. pools now
@@ -63,12 +70,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         gather_negatives=cfg.model.gather_negatives,
         cached_negatives=cfg.model.cached_negatives,
         cache_chunk_size=cfg.model.cache_chunk_size,
+        checkpoint_extras={provenance.KEY: trained_on.to_checkpoint()},
     )
     out_dir = Path(cfg.paths.output_dir)
     datamodule = PairDataModule(
         pairs, encoder, sampler, cfg.data.batch_size, cfg.seed,
         cache_dir=Path(cfg.paths.cache_dir) / "tokenized", num_workers=cfg.data.num_workers,
-        length_buckets=cfg.model.length_buckets,
+        length_buckets=cfg.model.length_buckets, val_pairs=data.val_pairs,
     )
 
     # 3. Tracking and trainer. Inside a multirun the run is a child of the sweep's parent run.
@@ -76,16 +84,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     name = cfg.logger.run_name or (child.name if child else
                                    tracking.run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed))
     run_tags = {**tags(cfg, "train"), **runtime.params(),
-                "zero_shot_check": f"{'passed' if not overlap.total else 'overlap allowed'}: "
-                f"{overlap.total} overlapping texts", **(child.tags if child else {})}
+                "zero_shot_check": zero_shot_tag(overlap.total), **(child.tags if child else {})}
     logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, run_tags,
                                    # DDP child ranks adopt rank 0's run (src/launch.py) and never open one
                                    run_id=previous.mlflow_run_id if previous else inherited_run_id(),
                                    journal_dir=out_dir)
     callbacks = []
     for key, cb_cfg in (cfg.callbacks or {}).items():
+        if cb_cfg is None:  # switched off (e.g. early_stopping: null)
+            continue
+        if data.val_set is None and (key == "val_retrieval" or str(cb_cfg.get("monitor", "")).startswith("val/")):
+            print(f"callbacks.{key}: off, there is no validation split (data.train.val_fraction=0 or a hub set); "
+                  "the last weights are evaluated")
+            continue
         cb = instantiate(cb_cfg)
-        callbacks.append(cb(datasets=eval_sets) if key == "retrieval_eval" else cb)
+        callbacks.append(cb(datasets=eval_sets) if key == "retrieval_eval" else
+                         cb(dataset=data.val_set) if key == "val_retrieval" else cb)
     callbacks += reliability.debug_callbacks(cfg.debug, out_dir)
     trainer = instantiate(cfg.trainer, precision=runtime.precision, logger=logger, callbacks=callbacks,
                           **reliability.slurm_plugins(cfg.slurm_auto_requeue))
@@ -106,10 +120,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         result: dict[str, Any] = dict(evaluator.last_metrics) if evaluator else {}
         if trainer.is_global_zero:
             ckpt = out_dir / "checkpoints" / "last.ckpt"
-            trainer.save_checkpoint(ckpt)
+            trainer.save_checkpoint(ckpt)  # the last training state (resume); the export is the selected one
             result["checkpoint"] = str(ckpt)
+            selected = getattr(evaluator, "selected", None)
+            if selected is not None:
+                module.load_state_dict(load_weights(selected["checkpoint"]))
+                result.update({f"selected_{k}": v for k, v in selected.items()})
+                for k, v in selected.items():
+                    logger.experiment.set_tag(logger.run_id, f"selected_{k}", str(v))
             if cfg.export_model:
                 result["exported_model"] = str(encoder.save(out_dir / "model"))
+                trained_on.save(out_dir / "model")
             if (out_dir / "eval").is_dir():
                 large = () if cfg.eval.log_large_artifacts else ("trec", "embeddings")
                 tracking.log_artifact(logger, out_dir / "eval", "eval", skip=large)

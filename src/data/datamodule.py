@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -67,32 +68,13 @@ class _Indices(Dataset):
         return i
 
 
-class PairDataModule(LightningDataModule):
-    """Serves language-structured batches of (query, positive, hard negative) token ids."""
+class PairCollator:
+    """One pair table's token ids (tokenised once) and false-negative keys; turns pair indices into a batch."""
 
-    def __init__(
-        self,
-        pairs: PairTable,
-        encoder: Any,
-        sampler: Callable[..., Sampler[list[int]]],
-        batch_size: int,
-        seed: int = 0,
-        cache_dir: str | Path | None = None,
-        num_workers: int = 0,
-        length_buckets: int = 1,
-    ) -> None:
-        super().__init__()
+    def __init__(self, pairs: PairTable, encoder: Any, cache_dir: str | Path | None, length_buckets: int) -> None:
         if length_buckets < 1:
             raise ValueError(f"model.length_buckets must be >= 1, got {length_buckets}")
-        self.length_buckets = length_buckets
-        self.pairs = pairs
-        self.encoder = encoder
-        self.sampler_factory = sampler
-        self.batch_size = batch_size
-        self.seed = seed
-        self.cache_dir = cache_dir
-        self.num_workers = num_workers
-        self.batch_sampler: Sampler[list[int]] | None = None
+        self.pairs, self.encoder, self.cache_dir, self.length_buckets = pairs, encoder, cache_dir, length_buckets
         self._queries: dict[str, list[list[int]]] | None = None
         self._passages: dict[str, list[list[int]]] | None = None
         # Which passages answer which pair's question (false-negative mask, src/model/loss.py).
@@ -102,39 +84,25 @@ class PairDataModule(LightningDataModule):
         enc = self.encoder
         return f"{enc.pretrained}|{side}|{enc.prefixes[side]}|{enc.max_lengths[side]}|{len(enc.tokenizer)}"
 
-    def setup(self, stage: str | None = None) -> None:
-        """Tokenise queries and passages once and build the batch sampler for this rank."""
-        if self._queries is None:
-            enc = self.encoder
-            self._queries = tokenized_column(
-                self.pairs.queries, lambda t, c: enc.tokenize(t, "query"), self._key("query"), self.cache_dir
-            )
-            self._passages = tokenized_column(
-                self.pairs.passages,
-                lambda t, c: enc.tokenize(t, "passage", c),
-                self._key("passage") + ("|ctx" if self.pairs.passage_contexts else ""),
-                self.cache_dir,
-                contexts=self.pairs.passage_contexts,
-            )
-        world, rank = 1, 0
-        if self.trainer is not None:
-            world, rank = self.trainer.world_size, self.trainer.global_rank
-        current = self.batch_sampler
-        if current is not None and (current.num_replicas, current.rank) == (world, rank):
-            return  # keep the sampler (and any resumed position) across repeated setup calls
-        self.batch_sampler = self.sampler_factory(
-            q_lang=self.pairs.q_lang,
-            p_lang=self.pairs.p_lang,
-            xling_id=self.pairs.xling_id,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            num_replicas=world,
-            rank=rank,
+    def prepare(self) -> None:
+        """Tokenise queries and passages once (cached on disk under cache_dir)."""
+        if self._queries is not None:
+            return
+        enc = self.encoder
+        self._queries = tokenized_column(
+            self.pairs.queries, lambda t, c: enc.tokenize(t, "query"), self._key("query"), self.cache_dir
+        )
+        self._passages = tokenized_column(
+            self.pairs.passages,
+            lambda t, c: enc.tokenize(t, "passage", c),
+            self._key("passage") + ("|ctx" if self.pairs.passage_contexts else ""),
+            self.cache_dir,
+            contexts=self.pairs.passage_contexts,
         )
 
-    def collate(self, indices: list[int]) -> dict[str, Any]:
+    def __call__(self, indices: list[int]) -> dict[str, Any]:
         """Pad the batch's queries and its passages (positives first, then the hard negatives)."""
-        assert self._queries is not None and self._passages is not None
+        assert self._queries is not None and self._passages is not None, "call prepare() first"
         p = self.pairs
         idx = torch.as_tensor(indices, dtype=torch.long).numpy()
         negs = [int(n) for n in p.neg_idx[idx] if n >= 0]
@@ -159,6 +127,68 @@ class PairDataModule(LightningDataModule):
             "xling_id": [p.xling_id[i] for i in indices],
         }
 
+
+VAL_SEED = 0  # validation batches are the same for every sampler and seed
+
+
+def validation_batches(n: int, batch_size: int, rank: int = 0, num_replicas: int = 1) -> list[list[int]]:
+    """Fixed batches over all validation pairs (one shuffle with VAL_SEED), this rank's share under DDP."""
+    order = np.random.default_rng(VAL_SEED).permutation(n)
+    batches = [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+    return batches[rank::num_replicas]
+
+
+class PairDataModule(LightningDataModule):
+    """Serves language-structured training batches and fixed validation batches of (query, positive, negative)."""
+
+    def __init__(
+        self,
+        pairs: PairTable,
+        encoder: Any,
+        sampler: Callable[..., Sampler[list[int]]],
+        batch_size: int,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        num_workers: int = 0,
+        length_buckets: int = 1,
+        val_pairs: PairTable | None = None,
+    ) -> None:
+        super().__init__()
+        self.pairs = pairs
+        self.encoder = encoder
+        self.sampler_factory = sampler
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_workers = num_workers
+        self.batch_sampler: Sampler[list[int]] | None = None
+        self.train_collator = PairCollator(pairs, encoder, cache_dir, length_buckets)
+        self.val_collator = PairCollator(val_pairs, encoder, cache_dir, length_buckets) if val_pairs else None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Tokenise queries and passages once and build the batch sampler for this rank."""
+        self.train_collator.prepare()
+        if self.val_collator is not None:
+            self.val_collator.prepare()
+        world, rank = 1, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+        current = self.batch_sampler
+        if current is not None and (current.num_replicas, current.rank) == (world, rank):
+            return  # keep the sampler (and any resumed position) across repeated setup calls
+        self.batch_sampler = self.sampler_factory(
+            q_lang=self.pairs.q_lang,
+            p_lang=self.pairs.p_lang,
+            xling_id=self.pairs.xling_id,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+
+    def collate(self, indices: list[int]) -> dict[str, Any]:
+        """A training batch (see PairCollator)."""
+        return self.train_collator(indices)
+
     def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> dict[str, Any]:
         """Move only the padded token tensors; the per-pair metadata (language codes, ids) stays on the host.
 
@@ -182,6 +212,15 @@ class PairDataModule(LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def val_dataloader(self) -> DataLoader | list:
+        """Fixed validation batches (validation loss); none without a validation split."""
+        if self.val_collator is None:
+            return []
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+        return DataLoader(_Indices(len(self.val_collator.pairs)),
+                          batch_sampler=validation_batches(len(self.val_collator.pairs), self.batch_size, rank, world),
+                          collate_fn=self.val_collator, num_workers=0)
 
     def state_dict(self) -> dict[str, Any]:
         """Sampler position, so a resumed run continues with the batches it would have seen."""

@@ -108,6 +108,7 @@ class RetrievalEvalCallback(Callback):
         self.trec_depth = trec_depth
         self.save_embeddings = save_embeddings
         self.last_metrics: dict[str, float] = {}
+        self.selected: dict[str, Any] | None = None  # the validation-chosen checkpoint evaluated at the end
         self.last_results: dict[str, GridResult] = {}
         self._last_embeddings: dict[str, Embeddings] = {}
         self._evaluated_step: int | None = None
@@ -145,8 +146,67 @@ class RetrievalEvalCallback(Callback):
             self.run(trainer, module)
 
     def on_train_end(self, trainer: Trainer, module: LightningModule) -> None:
-        """Final evaluation while the model is still on its device."""
-        if self.at_train_end:
+        """Final evaluation of the checkpoint chosen on validation (else the last weights), on its device."""
+        if not self.at_train_end:
+            return
+        self.selected = select_on_validation(trainer)
+        final = None
+        if self.selected is not None:  # evaluate the chosen weights, then give the trainer back its own
+            final = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            module.load_state_dict(load_weights(self.selected["checkpoint"]))
+            if self.selected["step"] != trainer.global_step:
+                self._evaluated_step = None  # the chosen weights are not this step's: evaluate them
+        try:
             self.run(trainer, module)  # no-op when the periodic evaluation just ran at this step
             if trainer.is_global_zero:
                 self.export()
+        finally:
+            if final is not None:
+                module.load_state_dict(final)
+
+
+def select_on_validation(trainer: Trainer) -> dict[str, Any] | None:
+    """The best checkpoint of a ModelCheckpoint that monitors a validation metric (`val/...`), if one was kept."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint) and str(cb.monitor or "").startswith("val/") and cb.best_model_path:
+            score = cb.best_model_score
+            return {"checkpoint": cb.best_model_path, "monitor": cb.monitor,
+                    "score": None if score is None else float(score),
+                    "step": int(torch.load(cb.best_model_path, map_location="cpu", weights_only=False)["global_step"])}
+    return None
+
+
+def load_weights(path: str) -> dict[str, torch.Tensor]:
+    """The LightningModule state dict of a (weights-only) checkpoint file."""
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+class ValidationRetrieval(Callback):
+    """Retrieval on the validation split (mono / cross / pooled mAP, rank distance) after each validation.
+
+    Logged through the module (`val/multi/map`, ...) so ModelCheckpoint and EarlyStopping can monitor it;
+    rank 0 evaluates, every rank logs the broadcast result.
+    """
+
+    def __init__(self, dataset: LareqaDataset | None = None, batch_size: int = 128,
+                 candidate_text: str = "sentence") -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.candidate_text = candidate_text
+
+    def on_validation_epoch_end(self, trainer: Trainer, module: LightningModule) -> None:
+        """Encode the validation questions and candidates, score the grid, log the setting averages."""
+        if self.dataset is None or trainer.sanity_checking:
+            return
+        summary: dict[str, float] = {}
+        if trainer.is_global_zero:
+            metrics, _, _ = evaluate_sets(module.encoder, {"val": self.dataset}, self.batch_size,
+                                          self.candidate_text, str(trainer.precision))
+            prefix = f"{self.dataset.name}/"  # the grid names keys by the set (mlqa_r_val/...): log them as val/...
+            summary = {"val/" + k.removeprefix(prefix): v for k, v in metrics.items()
+                       if k.count("/") == 2 and "/time/" not in k}
+        summary = trainer.strategy.broadcast(summary, src=0)
+        module.log_dict(summary, on_step=False, on_epoch=True, batch_size=1)

@@ -42,6 +42,7 @@ class RetrievalModule(LightningModule):
         gather_negatives: bool = False,
         cached_negatives: bool = False,
         cache_chunk_size: int = 32,
+        checkpoint_extras: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= warmup_ratio <= 1.0:
@@ -62,6 +63,8 @@ class RetrievalModule(LightningModule):
         self.gather_negatives = gather_negatives  # score against the passages of every DDP rank
         self.cache_chunk_size = cache_chunk_size if cached_negatives else None  # GradCache chunk rows
         self._cached: list[CachedSide] | None = None  # pass-1 embeddings awaiting `backward`
+        # Entries written into every checkpoint, weights-only ones included (the training-set fingerprint).
+        self.checkpoint_extras = dict(checkpoint_extras or {})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Embeddings for one padded side of a batch."""
@@ -88,6 +91,16 @@ class RetrievalModule(LightningModule):
         if self.on_nonfinite == "skip":  # a cumulative series: 0 until the first skip
             self.log("train/skipped_batches", float(self.skipped_batches), batch_size=1)
         self.log("train/loss", loss, prog_bar=True, batch_size=n_pos)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """InfoNCE on a fixed validation batch (dropout off, false negatives masked): `val/loss`."""
+        with torch.no_grad():
+            q = self.encoder.embed(batch["query"], (batch.get("buckets") or {}).get("query"))
+            p = self.encoder.embed(batch["passage"], (batch.get("buckets") or {}).get("passage"))
+            n = batch["n_pos"]
+            loss = self.loss_fn(q, p[:n], p[n:] if p.shape[0] > n else None, keys=relevance_keys(batch))
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
     def contrastive_loss(self, query: dict[str, torch.Tensor], passage: dict[str, torch.Tensor], n_pos: int,
@@ -177,6 +190,7 @@ class RetrievalModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The skipped-batch count survives a resume."""
         checkpoint["xlir_skipped_batches"] = self.skipped_batches
+        checkpoint.update(self.checkpoint_extras)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the skipped-batch count."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
 from src.evaluation.progress import LogProgress, duration, progress, progress_line
@@ -37,7 +38,7 @@ def test_log_progress_is_throttled() -> None:
     ]
 
 
-def test_non_terminal_console_gets_log_lines(capsys) -> None:  # noqa: ANN001
+def test_non_terminal_console_gets_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
     with progress("encoding t", 5, Console(file=io.StringIO(), force_terminal=False)) as advance:
         advance(5)
     assert "encoding t: 5/5 (100%)" in capsys.readouterr().err

@@ -31,7 +31,7 @@ BASE = ["model=tiny", f"trainer.max_steps={STEPS}", "data.batch_size=3", "traine
         "trainer.precision=32-true", "trainer.deterministic=true", "eval.exports=false", "export_model=false",
         "data.train.languages=[en,de,zh]", "data.eval.xquad_r.languages=[en,de,zh]", "eval.allow_overlap=true",
         "callbacks.model_checkpoint.every_n_train_steps=3", "callbacks.retrieval_eval.every_n_steps=6",
-        "debug.batch_log=true"]
+        "debug.batch_log=true", "data.train.val_fraction=0"]  # 4 question ids: too few to hold any out
 
 
 def write_corpus(root: Path) -> Path:
@@ -147,11 +147,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference: tuple[Pa
         assert _history(db, run.info.run_id, key) == _history(ref_db, ref.info.run_id, key), key
     assert sorted(_history(db, run.info.run_id, "train/loss")) == list(range(STEPS))
 
-    # Best checkpoint by the monitored evaluation metric sits next to last.ckpt.
-    best = sorted((first / "checkpoints").glob("best-step*.ckpt"))
-    assert len(best) == 1
-    evals = _history(db, run.info.run_id, "xquad_r/cross/map")
-    assert best[0].name == f"best-step{max(evals, key=lambda s: (evals[s], -s))}.ckpt"
+    # No validation split, so no best checkpoint: the zero-shot set never chooses one (test_run covers selection).
+    assert not list((first / "checkpoints").glob("best-step*.ckpt"))
 
 
 def test_sigterm_saves_checkpoint_and_marks_run_killed(corpus: Path, tmp_path: Path) -> None:

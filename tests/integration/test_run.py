@@ -22,7 +22,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple
     db, out = tmp / "mlflow.db", tmp / "run"
     proc = run_module(
         "src.run", *TINY, f"paths.data_dir={real_data.parent}", f"logger.tracking_uri=sqlite:///{db}",
-        f"hydra.run.dir={out}", "callbacks.retrieval_eval.every_n_steps=6",
+        f"hydra.run.dir={out}", "callbacks.retrieval_eval.every_n_steps=6", "trainer.val_check_interval=4",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return db, out, proc.stdout
@@ -56,6 +56,15 @@ def test_tiny_run_logs_params_metrics_artifacts(tiny_run: tuple[Path, Path, str]
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     history = client.get_metric_history(run.info.run_id, "xquad_r/mono/map")
     assert sorted(h.step for h in history) == [6, 12]  # every 6 steps; the end of training is step 12
+    # Validation every 4 steps on held-out MLQA-R question ids; the best validation loss chooses the weights.
+    # Lightning logs them at the index of the step's batch (train/loss alike): 3, 7, 11 = after steps 4, 8, 12.
+    val_loss = {h.step + 1: h.value for h in client.get_metric_history(run.info.run_id, "val/loss")}
+    assert sorted(val_loss) == [4, 8, 12]
+    assert {"val/mono/map", "val/cross/map", "val/multi/map", "val/multi/rank_distance"} <= m.keys()
+    best_step = min(val_loss, key=lambda s: (val_loss[s], s))
+    assert [p.name for p in (out / "checkpoints").glob("best-step*.ckpt")] == [f"best-step{best_step}.ckpt"]
+    assert run.data.tags["selected_step"] == str(best_step) and run.data.tags["selected_monitor"] == "val/loss"
+    assert "train/masked_candidates" in m
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.json", "eval"} <= artifacts
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "eval/xquad_r")}
@@ -75,7 +84,9 @@ def test_tiny_run_logs_params_metrics_artifacts(tiny_run: tuple[Path, Path, str]
 def test_standalone_evaluate_matches_training_eval(tiny_run: tuple[Path, Path, str], real_data: Path) -> None:
     db, out, _ = tiny_run
     trained = json.loads((out / "metrics.json").read_text())
-    for extra in ([], [f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"]):
+    # The export and the training run's zero-shot numbers are the validation-chosen checkpoint's weights.
+    (best,) = (out / "checkpoints").glob("best-step*.ckpt")
+    for extra in ([], [f"ckpt_path={best}"]):
         proc = run_module(
             "src.evaluate", "model=tiny", f"model.pretrained={out / 'model'}", *extra, "eval.exports=false",
             "trainer.precision=32-true", f"paths.data_dir={real_data.parent}",
