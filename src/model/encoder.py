@@ -214,11 +214,17 @@ class BiEncoder(nn.Module):
         return out.cpu().numpy()
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write a standard Hugging Face folder plus the pooling/prefix settings needed to reuse it."""
+        """Write a sentence-transformers folder (also a plain Hugging Face folder) plus xlir's own settings.
+
+        `SentenceTransformer(out)`, `AutoModel.from_pretrained(out)` and `model.pretrained=out` all load it.
+        """
+        from src.model.st_export import save_sentence_transformer
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
+        save_sentence_transformer(self, out)
         settings = {
             "pooling": self.pooling,
             "query_prefix": self.prefixes["query"],

@@ -1,0 +1,1 @@
+"""MTEB for xlir models: pooled LAReQA retrieval tasks (offline) and `python -m src.mteb` (scores -> MLflow)."""
