@@ -51,15 +51,16 @@ def test_pooled_task_matches_the_project_multi_setting(tiny: tuple[BiEncoder, Pa
     from src.mteb.cli import main
 
     encoder, folder, _ = tiny
+    db = tmp_path / "mlflow.db"
+    client = mlflow.MlflowClient(f"sqlite:///{db}")
+    client.create_experiment("xlir", artifact_location=(tmp_path / "artifacts").as_uri())  # not ./mlruns
     pool_encodings = []
     encode_document = SentenceTransformer.encode_document
     monkeypatch.setattr(SentenceTransformer, "encode_document",
                         lambda self, *a, **kw: pool_encodings.append(1) or encode_document(self, *a, **kw))
-    db = tmp_path / "mlflow.db"
     assert main([str(folder), "--tasks", "XQuAD-R-pooled", "--languages", *LANGS, "--data-dir",
                  str(REAL_DATA.parent), "--tracking-uri", f"sqlite:///{db}", "--batch-size", "256"]) == 0
     assert len(pool_encodings) == 1  # the pool is shared by the query languages: encoded once
-    client = mlflow.MlflowClient(f"sqlite:///{db}")
     [run] = client.search_runs([client.get_experiment_by_name("xlir").experiment_id])
     got = run.data.metrics
     assert run.info.status == "FINISHED" and run.data.tags["task"] == "mteb"
