@@ -28,6 +28,11 @@ class TrainingData:
     val_pairs: PairTable | None = None
     val_set: LareqaDataset | None = None
 
+    def texts(self) -> list[str]:
+        """Every text the run learns from or selects on (the zero-shot check's training side)."""
+        tables = [self.pairs] + ([self.val_pairs] if self.val_pairs else [])
+        return [t for table in tables for t in table.queries + table.passages]
+
 
 def load_training_data(cfg: DictConfig, seed: int) -> TrainingData:
     """`data.train`: a LAReQA set (every language pair per question id, minus the validation ids) or a hub set."""

@@ -196,6 +196,8 @@ class LoggerSchema:
     experiment_name: str = "xlir"
     tracking_uri: str = "sqlite:///mlflow.db"
     run_name: str | None = None
+    log_model: bool = True
+    registered_model_name: str | None = None
 
 
 @dataclass

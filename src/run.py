@@ -31,9 +31,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from src.evaluation.callback import load_weights
     from src.evaluation.guard import zero_shot_tag
     from src.launch import inherited_run_id
+    from src.model.card import ModelCard
     from src.model.module import RetrievalModule
     from src.runtime import setup_runtime
     from src.tracking import mlflow as tracking
+    from src.tracking.model import try_log_encoder_model
     from src.tracking.sweep import sweep_child
 
     # 1. Config and data first: every bad input fails here, before a model loads or a run opens.
@@ -50,9 +52,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pairs = data.pairs
     # Hashes of the training texts (validation split included: it chooses the model): the zero-shot check now,
     # then saved with every checkpoint and the export so `src.evaluate` runs the same check (provenance.py).
-    seen = pairs.queries + pairs.passages + (data.val_pairs.queries + data.val_pairs.passages if data.val_pairs else [])
     trained_on = provenance.TrainingFingerprint.from_texts(
-        cfg.data.train.name, cfg.data.train.languages, seen, cfg.eval.overlap_min_chars)
+        cfg.data.train.name, cfg.data.train.languages, data.texts(), cfg.eval.overlap_min_chars)
     overlap = trained_on.check(eval_sets, cfg.eval.allow_overlap, cfg.eval.overlap_min_chars)
     sampler = instantiate(cfg.sampling.sampler)
     sampler(q_lang=pairs.q_lang, p_lang=pairs.p_lang, xling_id=pairs.xling_id,
@@ -131,6 +132,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if cfg.export_model:
                 result["exported_model"] = str(encoder.save(out_dir / "model"))
                 trained_on.save(out_dir / "model")
+                steps = selected["step"] if selected is not None else trainer.global_step
+                ModelCard.from_config(cfg, result, steps, logger.run_id).write(out_dir / "model")
+                if cfg.logger.log_model:
+                    try_log_encoder_model(tracking.resolve_tracking_uri(cfg.logger.tracking_uri), logger.run_id,
+                                          out_dir / "model", cfg.logger.registered_model_name)
             if (out_dir / "eval").is_dir():
                 large = () if cfg.eval.log_large_artifacts else ("trec", "embeddings")
                 tracking.log_artifact(logger, out_dir / "eval", "eval", skip=large)

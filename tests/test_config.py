@@ -73,3 +73,17 @@ def test_paper_preset() -> None:
 def test_bad_values_name_the_key(overrides: list[str], key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(make_cfg(*overrides))
+
+
+def test_early_stopping_off_by_default_on_in_comparison_presets() -> None:
+    assert make_cfg().callbacks.early_stopping is None
+    for preset in options("sweep"):
+        cfg = make_cfg(f"sweep={preset}")
+        validate(cfg)
+        assert cfg.callbacks.early_stopping.monitor == "val/loss", preset
+        assert cfg.callbacks.best_checkpoint.monitor == "val/loss", preset
+
+
+def test_bad_val_fraction_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"data.train.val_fraction=1.5: expected a fraction in \[0, 1\)"):
+        validate(make_cfg("data.train.val_fraction=1.5"))

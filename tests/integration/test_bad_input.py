@@ -101,7 +101,7 @@ def test_language_without_file(tmp_path: Path, lareqa_dir: Path) -> None:
 def test_xy_without_two_languages(tmp_path: Path, lareqa_dir: Path) -> None:
     # One language: no (X, Y) pair with X != Y exists, so X-Y batches are impossible.
     out = _fails(tmp_path, "sampling=xy", f"data.train.path={lareqa_dir}", "data.train.languages=[en]",
-                 "data.batch_size=2")
+                 "data.train.val_fraction=0", "data.batch_size=2")
     assert "sampler 'xy' needs cross-language (X, Y) pairs with X != Y, but there are none" in out
     assert "languages: en" in out
 

@@ -74,6 +74,9 @@ def test_tiny_run_logs_params_metrics_artifacts(tiny_run: tuple[Path, Path, str]
     assert (out / "checkpoints" / "last.ckpt").is_file()
     exported = out / "model"
     assert (exported / "config.json").is_file() and (exported / "xlir_encoder.json").is_file()
+    assert (exported / "modules.json").is_file() and (exported / "README.md").is_file()  # sentence-transformers
+    assert client.search_logged_models([run.info.experiment_id],
+                                       filter_string=f"source_run_id = '{run.info.run_id}'")
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["xquad_r/mono/map"] == pytest.approx(m["xquad_r/mono/map"])
     from transformers import AutoModel, AutoTokenizer
@@ -112,3 +115,20 @@ def test_multirun_over_samplers(tmp_path: Path, real_data: Path) -> None:
     assert sorted(r.data.params["sampling.name"] for r in runs) == ["hybrid", "xx", "xy"]
     assert all(r.info.status == "FINISHED" for r in runs)
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1", "2"]
+
+
+def test_early_stopping_on_validation_loss(tmp_path: Path, real_data: Path) -> None:
+    # min_delta 100: no validation can improve on the first, so patience 1 stops at the second (step 4 of 12).
+    db = tmp_path / "mlflow.db"
+    proc = run_module(
+        "src.run", *TINY, "callbacks=early_stopping", "callbacks.early_stopping.min_delta=100",
+        "callbacks.early_stopping.patience=1", "trainer.val_check_interval=2", "export_model=false",
+        "eval.exports=false", "data.eval.xquad_r.languages=[en,de]", f"paths.data_dir={real_data.parent}",
+        f"logger.tracking_uri=sqlite:///{db}", f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = mlflow_runs(db)
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    assert max(h.step for h in client.get_metric_history(run.info.run_id, "train/loss")) == 3  # 4 steps
+    assert len(client.get_metric_history(run.info.run_id, "val/loss")) == 2
+    assert run.data.tags["selected_step"] == "2"  # the first validation stays the best
