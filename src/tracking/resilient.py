@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +30,8 @@ FAST_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TI
 @contextmanager
 def fast_http() -> Iterator[None]:
     """Temporarily make MLflow's HTTP client fail fast (one try, short timeout)."""
-    saved = {k: os.environ.get(k) for k in FAST_HTTP_ENV}
-    os.environ.update(FAST_HTTP_ENV)
-    try:
+    with patch.dict(os.environ, FAST_HTTP_ENV):  # restores the previous values (or their absence) on exit
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def encode(value: Any) -> Any:
