@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if skipped:
         summary += f"\nSkipped (no sentence-transformers): {', '.join(skipped)}\n"
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / ("summary-quick.md" if args.quick else "summary.md")).write_text(summary)
+    # summary.md is the table of a whole `make bench`; a partial run gets its own file and leaves it alone.
+    stem = "summary" if set(args.comparisons) == set(COMPARISONS) else f"summary-{'-'.join(args.comparisons)}"
+    (args.results_dir / f"{stem}{'-quick' if args.quick else ''}.md").write_text(summary)
     print(summary)
     print(json.dumps({"rows": len(rows), "skipped": skipped}))
     return 0

@@ -112,7 +112,7 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
         data = json.loads((tmp_path / f"{name}.json").read_text())
         assert data["quick"] and data["rows"]
         assert all(r["project_s"] is None or r["project_s"] > 0 for r in data["rows"])
-    assert "| comparison |" in (tmp_path / "summary-quick.md").read_text()
+    assert "| comparison |" in (tmp_path / f"summary-{'-'.join(names)}-quick.md").read_text()
 
 
 def test_ir_inputs_mirror_the_project_relevance(lareqa_dir: Path) -> None:
@@ -141,3 +141,21 @@ def test_ir_evaluator_map_equals_project_map_on_the_same_vectors(lareqa_dir: Pat
                                          num_layers=1, num_heads=2, intermediate_size=32)))
     out = map_agreement(enc, ds, batch_size=8)
     assert out["compared"] == 10 and out["max_abs_diff"] <= 1e-9
+
+
+def test_precision_row_checks_autos_pick_against_the_faster() -> None:
+    from bench.precision import auto_row
+
+    medians = {"32-true": 2.0, "bf16-mixed": 1.0}
+    good = auto_row("encoding", medians, "bf16-mixed", "s", "")
+    assert good["met"] and good["ratio"]["median"] == 1.0
+    bad = auto_row("encoding", medians, "32-true", "s", "")
+    assert not bad["met"] and bad["ratio"]["median"] == 2.0 and "fastest bf16-mixed" in bad["extra"]
+
+
+def test_cap_isa_results_go_to_their_own_folder() -> None:
+    from bench.__main__ import ISA_CAPS, RESULTS_DIR, parse_args
+
+    args = parse_args(["precision", "--cap-isa", "avx2"])
+    assert args.results_dir == RESULTS_DIR / "isa-avx2" and ISA_CAPS["avx2"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert parse_args(["precision"]).results_dir == RESULTS_DIR
