@@ -16,7 +16,6 @@ from torch import nn
 
 Pooling = Literal["mean", "cls", "pooler"]
 Side = Literal["query", "passage"]
-BF16_PAD_MULTIPLE = 8  # encode(): padded width granularity under autocast (see encode)
 ENCODER_FILE = "xlir_encoder.json"  # pooling/prefix/length settings saved next to an exported model
 
 
@@ -55,19 +54,14 @@ class LengthBuckets:
     inverse: torch.Tensor  # where each original row sits in the concatenated groups
 
     @classmethod
-    def from_lengths(cls, lengths: np.ndarray, groups: int, multiple: int = 8) -> LengthBuckets:
-        """Sort rows by length (stable, longest first), split them into `groups` near-equal groups.
-
-        Widths are rounded up to a multiple of `multiple` (at most the padded width): oneDNN compiles a
-        kernel per new shape, so few distinct widths keep its cache warm (bf16 on AMX above all).
-        """
+    def from_lengths(cls, lengths: np.ndarray, groups: int) -> LengthBuckets:
+        """Sort rows by length (stable, longest first), split them into `groups` near-equal groups."""
         if groups < 1:
             raise ValueError(f"model.length_buckets must be >= 1, got {groups}")
         lengths = np.asarray(lengths)
         order = np.argsort(-lengths, kind="stable")
         parts = [c for c in np.array_split(order, min(groups, max(len(order), 1))) if len(c)]
-        cap = max(int(lengths.max(initial=1)), 1)
-        widths = tuple(min(-(-max(int(lengths[c].max()), 1) // multiple) * multiple, cap) for c in parts)
+        widths = tuple(max(int(lengths[c].max()), 1) for c in parts)
         return cls(tuple(torch.from_numpy(c) for c in parts), widths, torch.from_numpy(np.argsort(order, kind="stable")))
 
     def to(self, device: torch.device) -> LengthBuckets:
@@ -143,11 +137,11 @@ class BiEncoder(nn.Module):
             enc = self.tokenizer(first, **kwargs)
         return {k: v for k, v in enc.items() if k in ("input_ids", "token_type_ids")}
 
-    def pad(self, features: dict[str, list[list[int]]], multiple: int = 1) -> dict[str, torch.Tensor]:
-        """Pad a list of token-id rows to the longest one (rounded up to `multiple`), with an attention mask."""
+    def pad(self, features: dict[str, list[list[int]]]) -> dict[str, torch.Tensor]:
+        """Pad a list of token-id rows to the longest one, with an attention mask."""
         ids = features["input_ids"]
         lengths = np.fromiter((len(r) for r in ids), dtype=np.int64, count=len(ids))
-        width = -(-max(int(lengths.max(initial=0)), 1) // multiple) * multiple
+        width = max(int(lengths.max(initial=0)), 1)
         # One boolean-mask scatter of all rows at once: a per-row tensor copy costs ~5 us a row in Python.
         mask = np.arange(width)[None, :] < lengths[:, None]
         pad_id = self.tokenizer.pad_token_id or 0
@@ -200,14 +194,11 @@ class BiEncoder(nn.Module):
         order = np.argsort(-lengths, kind="stable")  # longest first: the peak-memory batch comes first
         out = torch.empty((len(texts), self.dim), dtype=torch.float32, device=device)
         was_training = self.training
-        # Under autocast oneDNN compiles a kernel per new shape: widths in multiples of 8 leave a few dozen
-        # shapes instead of one per batch (fp32 runs MKL, which compiles nothing, so it pads exactly).
-        multiple = BF16_PAD_MULTIPLE if autocast_dtype is not None else 1
         self.eval()
         try:
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                batch = self.pad({k: [v[i] for i in idx] for k, v in features.items()}, multiple)
+                batch = self.pad({k: [v[i] for i in idx] for k, v in features.items()})
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     out[torch.as_tensor(idx, device=device)] = self(**batch)

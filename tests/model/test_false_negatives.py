@@ -12,7 +12,7 @@ import torch
 
 from src.data.datamodule import PairDataModule
 from src.data.lareqa import LareqaDataset, load_lareqa
-from src.data.pairs import PairTable, build_pairs, relevance_keys
+from src.data.pairs import PairTable, build_pairs
 from src.data.samplers import build_batch_sampler
 from src.data.text import normalise
 from src.model.loss import InfoNCELoss, RelevanceKeys, false_negative_mask, info_nce
@@ -37,7 +37,7 @@ def test_loss_with_a_planted_shared_answer() -> None:
     keys = RelevanceKeys(query=torch.tensor([[4], [4], [2]]), positive=torch.tensor([4, 4, 2]),
                          negative=torch.tensor([9]))
     t = 0.5
-    e = lambda s: math.exp(s / t)  # noqa: E731
+    e = lambda s: math.exp(s / t)
     l0 = -math.log(e(1.0) / (e(1.0) + e(0.0) + e(0.0)))  # q0: p0 (label), p2, n; p1 masked
     l1 = -math.log(e(0.6) / (e(0.6) + e(1.0) + e(-1.0)))  # q1: p1 (label), p2, n; p0 masked
     l2 = -math.log(e(0.8) / (e(0.6) + e(0.96) + e(0.8) + e(-0.8)))  # q2: nothing shared
@@ -59,8 +59,11 @@ def test_loss_with_a_planted_shared_answer() -> None:
 class _KeysOnlyEncoder:
     """Just enough of a BiEncoder for PairDataModule.collate: one token per text (the keys are the point)."""
 
-    pretrained, prefixes, max_lengths = "stub", {"query": "", "passage": ""}, {"query": 1, "passage": 1}
-    tokenizer: list[int] = []
+    pretrained = "stub"
+    tokenizer: tuple[int, ...] = ()
+
+    def __init__(self) -> None:
+        self.prefixes, self.max_lengths = {"query": "", "passage": ""}, {"query": 1, "passage": 1}
 
     def tokenize(self, texts: list[str], side: str, contexts: Any = None) -> dict[str, list[list[int]]]:
         return {"input_ids": [[1] for _ in texts]}
@@ -93,8 +96,8 @@ def test_no_unmasked_relevant_candidate(real_data: Path, train_set: str) -> None
     norm = [normalise(t) for t in pairs.passages]
     seen = hits = 0
     for kind in ("xx", "xy", "hybrid"):
-        dm = PairDataModule(pairs, _KeysOnlyEncoder(), lambda **kw: build_batch_sampler(
-            kind, alpha=0.5 if kind == "hybrid" else None, **kw), batch_size=100, seed=1)
+        dm = PairDataModule(pairs, _KeysOnlyEncoder(), lambda k=kind, **kw: build_batch_sampler(
+            k, alpha=0.5 if k == "hybrid" else None, **kw), batch_size=100, seed=1)
         dm.setup("fit")
         for b, indices in zip(range(200), dm.batch_sampler):
             batch = dm.collate(indices)

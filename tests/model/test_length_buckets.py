@@ -24,11 +24,9 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_from_lengths_groups_longest_first() -> None:
-    b = LengthBuckets.from_lengths(np.array([3, 9, 5, 9, 1, 7, 2]), groups=3, multiple=1)
+    b = LengthBuckets.from_lengths(np.array([3, 9, 5, 9, 1, 7, 2]), groups=3)
     assert [r.tolist() for r in b.rows] == [[1, 3, 5], [2, 0], [6, 4]]  # stable: the first 9 first
     assert b.widths == (9, 5, 2)
-    # rounded up to multiples of 4, never beyond the padded width (9)
-    assert LengthBuckets.from_lengths(np.array([3, 9, 5, 9, 1, 7, 2]), groups=3, multiple=4).widths == (9, 8, 4)
     order = torch.cat(b.rows)
     assert torch.equal(order[b.inverse], torch.arange(7))  # inverse restores the original row order
 
