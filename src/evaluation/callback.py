@@ -153,7 +153,9 @@ class RetrievalEvalCallback(Callback):
         final = None
         if self.selected is not None:  # evaluate the chosen weights, then give the trainer back its own
             final = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            module.load_state_dict(load_weights(self.selected["checkpoint"]))
+            chosen = torch.load(self.selected["checkpoint"], map_location="cpu", weights_only=False)
+            module.load_state_dict(chosen["state_dict"])
+            self.selected["step"] = int(chosen["global_step"])
             if self.selected["step"] != trainer.global_step:
                 self._evaluated_step = None  # the chosen weights are not this step's: evaluate them
         try:
@@ -173,8 +175,7 @@ def select_on_validation(trainer: Trainer) -> dict[str, Any] | None:
         if isinstance(cb, ModelCheckpoint) and str(cb.monitor or "").startswith("val/") and cb.best_model_path:
             score = cb.best_model_score
             return {"checkpoint": cb.best_model_path, "monitor": cb.monitor,
-                    "score": None if score is None else float(score),
-                    "step": int(torch.load(cb.best_model_path, map_location="cpu", weights_only=False)["global_step"])}
+                    "score": None if score is None else float(score)}
     return None
 
 
