@@ -294,7 +294,7 @@ class ConfigSchema:
         _check(self.on_nonfinite in ("stop", "skip"), "on_nonfinite", "stop or skip", self.on_nonfinite)
         _check(self.threads is None or self.threads >= 1, "threads", "an integer >= 1, or null for the usable cores",
                self.threads)
-        if isinstance(self.trainer, dict) and "precision" in self.trainer:
+        if isinstance(self.trainer, dict) and self.trainer.get("precision") is not None:  # null: trainer.plugins
             _check(str(self.trainer["precision"]) in PRECISIONS, "trainer.precision", f"one of {', '.join(PRECISIONS)}",
                    self.trainer["precision"])
         # The training callback runs the LAReQA grid only; corpus kinds need src.evaluate (README).

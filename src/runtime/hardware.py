@@ -82,8 +82,13 @@ def resolve_device(accelerator: str, cuda_available: bool) -> str:
     return acc  # mps, tpu, ...: passed through, resolved to full precision below
 
 
-def resolve_precision(requested: str, device: str, cpu_native_bf16: bool, cuda_bf16: bool) -> str:
-    """An explicit precision wins; `auto` is bf16-mixed where bf16 is native, else 32-true (CPU) / 16-mixed (CUDA)."""
+def resolve_precision(requested: str | None, device: str, cpu_native_bf16: bool, cuda_bf16: bool) -> str | None:
+    """An explicit precision wins; `auto` is bf16-mixed where bf16 is native, else 32-true (CPU) / 16-mixed (CUDA).
+
+    `None` stays None: Lightning then takes the precision from `trainer.plugins` (e.g. an explicit MixedPrecision).
+    """
+    if requested is None:
+        return None
     requested = str(requested)
     if requested not in PRECISIONS:
         raise ValueError(f"trainer.precision={requested!r}: expected one of {', '.join(PRECISIONS)}")

@@ -23,15 +23,15 @@ class Runtime:
     """What this process runs with: device, resolved precision, intra-op threads and the CPU behind them."""
 
     device: str
-    requested_precision: str
-    precision: str
+    requested_precision: str | None
+    precision: str | None  # None: the precision plugin in trainer.plugins decides
     threads: int
     cores: int
     cpu: CpuInfo
 
     def params(self) -> dict[str, str]:
         """MLflow params/tags: resolved precision, threads and the CPU (what a table's numbers depend on)."""
-        return {"runtime.device": self.device, "runtime.precision": self.precision,
+        return {"runtime.device": self.device, "runtime.precision": str(self.precision),
                 "runtime.threads": str(self.threads), "runtime.cores": str(self.cores),
                 "runtime.cpu_model": self.cpu.model, "runtime.cpu_flags": self.cpu.flags()}
 
@@ -40,7 +40,8 @@ class Runtime:
         why = ("" if self.requested_precision != "auto" else
                f" (auto: {'native' if self.cpu.native_bf16 else 'no native'} bf16 on this CPU)"
                if self.device == "cpu" else " (auto)")
-        return (f"runtime: {self.device} · precision {self.precision}{why} · {self.threads} threads of "
+        precision = self.precision or "from trainer.plugins"
+        return (f"runtime: {self.device} · precision {precision}{why} · {self.threads} threads of "
                 f"{self.cores} usable cores · CPU {self.cpu.model} [{self.cpu.flags()}]")
 
 
@@ -61,8 +62,8 @@ def resolve_runtime(trainer: Mapping[str, Any], threads: int | None) -> Runtime:
     device = resolve_device(str(trainer.get("accelerator", "cpu")), cuda)
     cpu = detect_cpu()
     cuda_bf16 = cuda and torch.cuda.is_bf16_supported()
-    requested = str(trainer.get("precision", "auto"))
-    precision = resolve_precision(requested, device, cpu.native_bf16, cuda_bf16)
+    requested = trainer.get("precision", "auto")
+    precision = resolve_precision(None if requested is None else str(requested), device, cpu.native_bf16, cuda_bf16)
     cores = available_cores()
     processes = local_processes(trainer.get("devices", 1), device, torch.cuda.device_count() if cuda else 0)
     return Runtime(device, requested, precision, resolve_threads(threads, cores, processes), cores, cpu)

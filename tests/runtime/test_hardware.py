@@ -66,6 +66,10 @@ def test_explicit_precision_always_wins(explicit: str, device: str) -> None:
             assert resolve_precision(explicit, device, cpu_bf16, cuda_bf16) == explicit
 
 
+def test_null_precision_is_left_to_lightning() -> None:
+    assert resolve_precision(None, "cpu", True, True) is None  # trainer.plugins carries the precision
+
+
 def test_unknown_precision_names_the_key() -> None:
     with pytest.raises(ValueError, match=r"trainer.precision='fast': expected one of auto, 32-true"):
         resolve_precision("fast", "cpu", True, True)
