@@ -92,7 +92,9 @@ def test_job_over_http_logs_every_param_metric_artifact(corpus: Path, tmp_path: 
         (run,) = client.search_runs([client.get_experiment_by_name("xlir").experiment_id])
         assert run.info.status == "FINISHED"
         expected = {k: str(v) for k, v in flatten(OmegaConf.load(run_dir / "config.yaml")).items()}
-        assert run.data.params == expected  # every param, verbatim
+        runtime = {k: v for k, v in run.data.params.items() if k.startswith("runtime.")}
+        assert {k: v for k, v in run.data.params.items() if k not in runtime} == expected  # every param, verbatim
+        assert runtime["runtime.device"] == "cpu" and int(runtime["runtime.threads"]) >= 1  # resolved at start-up
         journal = Journal(run_dir / JOURNAL_FILE)
         logged = metric_journal(journal)
         assert logged and not journal.pending()
