@@ -164,4 +164,5 @@ def test_two_jobs_log_concurrently_to_one_sqlite_store(corpus: Path, tmp_path: P
         assert logged and not journal.pending()
         assert _server_metrics(client, run.info.run_id, {k for k, _ in logged}) == logged
         params = {k: str(v) for k, v in flatten(OmegaConf.load(folder / "config.yaml")).items()}
-        assert run.data.params == params
+        assert {k: v for k, v in run.data.params.items() if not k.startswith("runtime.")} == params
+        assert run.data.params["runtime.precision"] == "32-true"  # explicit in the job's overrides
