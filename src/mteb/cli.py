@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if all(t in TASKS for t in args.tasks):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local data and a local model: never reach for the hub
-    uri = resolve_tracking_uri(args.tracking_uri or DEFAULT_TRACKING_URI)
+    uri = args.tracking_uri or resolve_tracking_uri(DEFAULT_TRACKING_URI)  # a flag wins over MLFLOW_TRACKING_URI
     with tempfile.TemporaryDirectory(prefix="xlir-mteb-model-") as workdir:
         try:
             source = resolve(args.model, uri, Path(workdir))

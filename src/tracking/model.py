@@ -26,8 +26,12 @@ def pip_requirements() -> list[str]:
 @contextlib.contextmanager
 def pointed_at(tracking_uri: str, experiment_id: str) -> Iterator[None]:
     """MLflow's fluent API (which logs models) aimed at this store and experiment, restored afterwards."""
+    # A URI set earlier in this process with mlflow.set_tracking_uri wins over the environment: pin both.
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
     # patch.dict restores the whole environment on exit, including the name removed below.
-    with patch.dict(os.environ, {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_EXPERIMENT_ID": experiment_id}):
+    with patch.dict(os.environ, {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_EXPERIMENT_ID": experiment_id}), \
+            _use_tracking_uri(tracking_uri):
         os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)  # a name would win over the id
         yield
 
@@ -42,9 +46,7 @@ def log_encoder_model(tracking_uri: str, run_id: str, model_dir: str | Path,
     import mlflow
     from sentence_transformers import SentenceTransformer
 
-    from src.tracking.mlflow import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = tracking_uri  # already resolved by the caller (MLFLOW_TRACKING_URI may be a stale global here)
     experiment_id = mlflow.MlflowClient(uri).get_run(run_id).info.experiment_id
     model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
     with pointed_at(uri, experiment_id):

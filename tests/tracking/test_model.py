@@ -29,7 +29,7 @@ def test_logged_model_loads_back_with_the_same_embeddings(exported: tuple[BiEnco
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
 
-    from src.tracking.model import log_encoder_model
+    from src.tracking.model import log_encoder_model, pointed_at
 
     encoder, folder = exported
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -44,11 +44,11 @@ def test_logged_model_loads_back_with_the_same_embeddings(exported: tuple[BiEnco
     assert info.signature.params.to_dict()[0]["name"] == "prompt_name"
     assert client.get_model_version("xlir-tiny", "1").run_id == run.info.run_id
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    model = mlflow.sentence_transformers.load_model(f"runs:/{run.info.run_id}/model")
+    with pointed_at(uri, exp):  # also when an earlier test left a global tracking URI behind
+        model = mlflow.sentence_transformers.load_model(f"runs:/{run.info.run_id}/model")
+        pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     for texts, side in ((QUERIES, "query"), (PASSAGES, "passage")):
         assert cosines(encoder.encode(texts, side), model.encode(texts, prompt_name=side)).min() >= 0.9999
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     served = np.asarray(pyfunc.predict(PASSAGES, params={"prompt_name": "passage"}))
     assert cosines(encoder.encode(PASSAGES, "passage"), served).min() >= 0.9999
 
