@@ -57,6 +57,7 @@ class ModelSchema:
     cached_negatives: bool = False
     cache_chunk_size: int = 32
     length_buckets: int = MISSING  # conf/model/_encoder.yaml is its one source
+    pad_to_multiple_of: int = MISSING  # likewise
     prepare: Any = None
     encoder: Any = None
 
@@ -64,6 +65,8 @@ class ModelSchema:
         _check(self.pooling in ("mean", "cls", "pooler"), "model.pooling", "one of mean, cls, pooler", self.pooling)
         _check(self.length_buckets >= 1, "model.length_buckets", ">= 1 (forwards per side; 1 = one)",
                self.length_buckets)
+        _check(self.pad_to_multiple_of >= 1, "model.pad_to_multiple_of", ">= 1 (1 = pad to the longest row)",
+               self.pad_to_multiple_of)
         _check(self.cache_chunk_size >= 1, "model.cache_chunk_size", ">= 1 (rows per GradCache chunk)",
                self.cache_chunk_size)
         _check(self.max_query_length > 0, "model.max_query_length", "> 0", self.max_query_length)

@@ -68,6 +68,7 @@ def test_paper_preset() -> None:
         (["model.pooling=max"], "model.pooling"),
         (["data.train.languages=[en,english]"], "languages"),
         (["optim.warmup_ratio=2"], "optim.warmup_ratio"),
+        (["model.pad_to_multiple_of=0"], "model.pad_to_multiple_of"),
     ],
 )
 def test_bad_values_name_the_key(overrides: list[str], key: str) -> None:
@@ -82,6 +83,8 @@ def test_early_stopping_off_by_default_on_in_comparison_presets() -> None:
         validate(cfg)
         assert cfg.callbacks.early_stopping.monitor == "val/loss", preset
         assert cfg.callbacks.best_checkpoint.monitor == "val/loss", preset
+        # comparison runs are longer than the quick default and validate several times to select a step
+        assert cfg.trainer.max_steps // cfg.trainer.val_check_interval >= 3, preset
 
 
 def test_bad_val_fraction_names_the_key() -> None:

@@ -114,7 +114,8 @@ class PairCollator:
         }
         buckets = None
         if self.length_buckets > 1:  # token counts are here on the host: grouping them costs no device sync
-            buckets = {side: LengthBuckets.from_lengths(t["attention_mask"].sum(1).numpy(), self.length_buckets)
+            buckets = {side: LengthBuckets.from_lengths(t["attention_mask"].sum(1).numpy(), self.length_buckets,
+                                                         self.encoder.pad_to_multiple_of)
                        for side, t in sides.items()}
         return {
             **sides,
