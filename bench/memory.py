@@ -34,14 +34,19 @@ OPTIONS = {
 GOALS = {"creep": 1.10, "peak_gib": 6.0, "step_ratio": 1.10}
 
 
+def overrides(option: str, steps: int, root: Path, db: str) -> list[str]:
+    """The `src.run` overrides of one option: training only, into a throw-away store (tests compose them)."""
+    return [*OPTIONS[option], f"trainer.max_steps={steps}", "+callbacks.retrieval_eval.at_train_end=false",
+            "export_model=false", f"logger.tracking_uri={db}", f"logger.run_name={option}",
+            f"hydra.run.dir={root / option}"]
+
+
 def train(option: str, steps: int, root: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
     """One training-only run; RSS series and throughput from its MLflow metrics."""
     import mlflow
 
     db = f"sqlite:///{root}/mlflow.db"
-    cmd = [sys.executable, "-m", "src.run", *OPTIONS[option], f"trainer.max_steps={steps}",
-           "callbacks.retrieval_eval.at_train_end=false", "export_model=false", f"logger.tracking_uri={db}",
-           f"logger.run_name={option}", f"hydra.run.dir={root / option}", *extra]
+    cmd = [sys.executable, "-m", "src.run", *overrides(option, steps, root, db), *extra]
     subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = mlflow.tracking.MlflowClient(db)
     run = client.search_runs([client.get_experiment_by_name("xlir").experiment_id],

@@ -13,6 +13,7 @@ from bench import harness
 from bench.__main__ import fmt_ratio, markdown_table, parse_args
 from bench.common import article_subset, has_sentence_transformers, replicate
 from bench.encoding import min_cosine
+from bench.memory import OPTIONS as MEMORY_OPTIONS
 from bench.scaling import growth
 from src.data.lareqa import load_lareqa
 from src.evaluation.grid import relevance
@@ -159,3 +160,14 @@ def test_cap_isa_results_go_to_their_own_folder() -> None:
     args = parse_args(["precision", "--cap-isa", "avx2"])
     assert args.results_dir == RESULTS_DIR / "isa-avx2" and ISA_CAPS["avx2"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert parse_args(["precision"]).results_dir == RESULTS_DIR
+
+
+@pytest.mark.parametrize("option", sorted(MEMORY_OPTIONS))
+def test_memory_bench_overrides_compose_and_validate(option: str, tmp_path: Path) -> None:
+    from bench.memory import overrides
+    from src.config import validate
+    from tests.test_config import make_cfg
+
+    cfg = make_cfg(*(o for o in overrides(option, 150, tmp_path, "sqlite:///x.db") if not o.startswith("hydra.")))
+    validate(cfg)
+    assert cfg.callbacks.retrieval_eval.at_train_end is False and cfg.trainer.max_steps == 150
