@@ -99,5 +99,7 @@ def tags(cfg: DictConfig, task: str) -> dict[str, str]:
         "git_commit": git_commit(REPO),
     }
     if task == "train":
-        out.update(sampling=cfg.sampling.name, alpha=str(cfg.sampling.alpha), train_data=cfg.data.train.name)
+        out.update(sampling=cfg.sampling.name, train_data=cfg.data.train.name)
+        if cfg.sampling.alpha is not None:  # tagged only where it applies, so a reader never parses "None"
+            out["alpha"] = str(cfg.sampling.alpha)
     return out

@@ -131,7 +131,7 @@ def fetch_runs(target: Target) -> list[RunRecord]:
     records = []
     for run in found:
         tags = run.data.tags
-        alpha = float(tags["alpha"]) if tags.get("alpha") not in (None, "", "None") else None
+        alpha = float(tags["alpha"]) if "alpha" in tags else None  # tagged only for structures with an alpha
         sampler = tags.get("sampling", "?")
         records.append(RunRecord(
             run_id=run.info.run_id, name=run.info.run_name or run.info.run_id, status=run.info.status,

@@ -39,7 +39,7 @@ def test_every_option_composes_and_validates(override: str) -> None:
 
 def test_group_options_exist() -> None:
     assert options("model") == ["labse", "mbert", "me5_small", "me5_small_bundled", "tiny", "xlmr"]
-    assert options("sampling") == ["hybrid", "xx", "xx_mixed", "xy"]
+    assert options("sampling") == ["hybrid", "round_robin", "xx", "xx_mixed", "xy"]
     assert options("trainer") == ["cpu", "ddp", "gpu"]
 
 
@@ -62,6 +62,8 @@ def test_paper_preset() -> None:
     [
         (["sampling.alpha=1.5"], "sampling.alpha"),
         (["sampling.alpha=-0.1"], "sampling.alpha"),
+        (["sampling.alpha=null"], "sampling.alpha"),
+        (["sampling=xy", "sampling.name=xx"], "sampling.name"),
         (["loss.temperature=0"], "loss.temperature"),
         (["data.batch_size=many"], "data.batch_size"),
         (["+model.poolin=cls"], "model.poolin"),

@@ -1,99 +1,69 @@
 """Language-structured batch samplers: X-X-mono, X-X (mixed), X-Y and hybrid batches (arXiv 2408.10536).
 
-Every sampler yields lists of pair indices and is meant for ``DataLoader(dataset, batch_sampler=sampler)``.
+`LanguageBatchSampler` yields lists of pair indices for ``DataLoader(dataset, batch_sampler=sampler)``. What a
+batch holds is its `BatchStructure`, a small strategy that declares its pools and, per step, which pool the
+step draws from:
 
-Semantics shared by all samplers
---------------------------------
-* Pools. ``xx``: one pool per language X of its (X, X) pairs; ``xx_mixed``: all same-language pairs;
-  ``xy``: all cross-language pairs; ``hybrid``: the ``xx`` pools plus the ``xy`` pool.
+============  ===============  ==========================================================================
+class         ``sampling=``    every batch is …
+============  ===============  ==========================================================================
+`XXMono`      ``xx``           X-X-mono: one pool per language X of its (X, X) pairs, X drawn uniformly
+`XXMixed`     ``xx_mixed``     LAReQA's X-X: one pool of all same-language pairs
+`XY`          ``xy``           X-Y: one pool of all cross-language pairs
+`Hybrid`      ``hybrid``       an alpha-mixture of `XXMono` and `XY`, one coin per step
+`RoundRobin`  ``round_robin``  X-X-mono with the languages in turn instead of drawn
+============  ===============  ==========================================================================
+
+The sampler does the rest, the same for every structure: validation, pool streams without false negatives,
+DDP sharding, epochs and ``state_dict`` / resume. A new batch structure is one class here and one YAML under
+``conf/sampling`` whose ``name`` is the class's ``name``: `RoundRobin` (it overrides how a step picks its
+language) and ``conf/sampling/round_robin.yaml`` are the example. One with other pools, e.g. Translate-Distill's
+"mix passages", builds them from `PairIndex` in `pools`. ``src/config.py`` builds the structure when it
+validates a config, so the structure's own parameter checks (hybrid's alpha) run before any work starts.
+
+Semantics shared by all structures
+----------------------------------
 * Streams. Each pool is consumed as a stream of shuffled passes; pass k of a pool is a permutation seeded by
-  (seed, epoch, pool, k), so no pair repeats within a pass. A pass starts only when the previous one is used
-  up, and leaves out the pairs still deferred from it, so a pair is never pending twice.
+  (seed, epoch, pool key, k), so no pair repeats within a pass. A pass starts only when the previous one is
+  used up, and leaves out the pairs still deferred from it, so a pair is never pending twice.
 * No false negatives. A batch never holds two pairs with the same ``xling_id``, nor does the global step
   batch (the union over ranks), since negatives gathered across ranks would otherwise contain positives.
   A pair that would clash is deferred to the front of its stream, not dropped.
-* Steps. At each step the batch type (and, for X-X-mono, the language) is drawn once, then
-  ``num_replicas`` batches of that type are drawn from the same pool and rank r takes the r-th. Every rank
+* Steps. ``num_replicas`` batches are drawn from the step's pool and rank r takes the r-th. Every rank
   computes the same global sequence, so no communication is needed.
-* Epoch length. ``batches_per_epoch`` defaults to ``n_pairs // (batch_size * num_replicas)``, where
-  ``n_pairs`` counts the pairs of the pools the sampler uses: same-language pairs for ``xx`` / ``xx_mixed``,
-  cross-language pairs for ``xy``, and ``alpha * n_same + (1 - alpha) * n_cross`` for ``hybrid``.
-  Because ``xx`` draws languages uniformly (not proportionally to pool size), a small language's pool can
-  run through more than one pass in an epoch; that is inherent to the uniform draw. Near the end of an epoch
-  deferrals can also force a pool into its next pass, so a handful of pairs may repeat even when
-  ``n_pairs`` is an exact multiple of the global batch size.
-* Determinism. Batches depend only on (seed, epoch, inputs, batch_size, num_replicas, batches_per_epoch,
-  alpha); the batch-type draw, the language draw and each pool's shuffles use separate RNG streams, so
-  ``alpha=0`` reproduces ``xy`` and ``alpha=1`` reproduces ``xx`` batch for batch.
+* Epoch length. ``batches_per_epoch`` defaults to ``epoch_pairs // (batch_size * num_replicas)``: the size of
+  the structure's pools, ``alpha * n_same + (1 - alpha) * n_cross`` for ``hybrid``. Because ``xx`` draws
+  languages uniformly (not proportionally to pool size), a small language's pool can run through more than
+  one pass in an epoch. Near the end of an epoch deferrals can also force a pool into its next pass, so a
+  handful of pairs may repeat even when the pool size is an exact multiple of the global batch size.
+* Determinism. Batches depend only on (seed, epoch, inputs, structure, batch_size, num_replicas,
+  batches_per_epoch). The hybrid coin, the language draw and each pool's shuffles use separate RNG streams,
+  and a pool's shuffles depend on its key alone, so ``alpha=0`` reproduces ``xy`` and ``alpha=1`` reproduces
+  ``xx`` batch for batch.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
 from torch.utils.data import Sampler
 
-SAMPLER_NAMES: tuple[str, ...] = ("xx", "xx_mixed", "xy", "hybrid")
-BATCH_TYPES: tuple[str, ...] = ("xx", "xx_mixed", "xy")
+PoolKey = tuple[int, int]
+Streams = Callable[[int], np.random.Generator]  # stream tag -> this epoch's generator for it (fresh each call)
 
-# Separate RNG stream tags: the hybrid coin flips must never shift the language draw or a pool shuffle.
-_STREAM_PLAN = 0
-_STREAM_LANG = 1
-_STREAM_POOL = 2
-# Pool families inside the pool stream key; xx pools add the language code as a second key element.
-_FAMILY = {"xx": 0, "xx_mixed": 1, "xy": 2}
+# RNG stream tags under (seed, epoch): the hybrid coins must never shift the language draw or a pool shuffle.
+MIX_STREAM = 0
+LANGUAGE_STREAM = 1
+_POOL_STREAM = 2
+# Pool families: the first element of a pool key, which is part of its RNG key (changing one changes batches).
+_XX_POOL, _SAME_POOL, _CROSS_POOL = 0, 1, 2
 _EMPTY = np.empty(0, dtype=np.int64)
-
-
-def _check_alpha(alpha: float) -> float:
-    """Return alpha as float or raise if it is not a probability."""
-    value = float(alpha)
-    if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise ValueError(f"alpha must be in [0, 1] (probability of an X-X batch), got alpha={alpha!r}")
-    return value
-
-
-def _check_kind(kind: str) -> None:
-    """Raise a ValueError naming the valid sampler names."""
-    if kind not in SAMPLER_NAMES:
-        raise ValueError(f"unknown batch sampler {kind!r}; valid names: {', '.join(SAMPLER_NAMES)}")
-
-
-def batch_type_plan(kind: str, alpha: float | None, n_batches: int, rng: np.random.Generator) -> list[str]:
-    """Per-step batch type ('xx', 'xx_mixed' or 'xy'); hybrid flips one alpha-coin per step from rng."""
-    _check_kind(kind)
-    if n_batches < 0:
-        raise ValueError(f"n_batches must be >= 0, got {n_batches}")
-    if kind != "hybrid":
-        return [kind] * n_batches
-    a = _check_alpha(0.5 if alpha is None else alpha)
-    # random() is in [0, 1): alpha=0 never gives 'xx' and alpha=1 always does.
-    return ["xx" if x else "xy" for x in (rng.random(n_batches) < a)]
-
-
-def language_plan(n_languages: int, n_batches: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform language index per step (used only at X-X-mono steps), drawn independently of pool sizes."""
-    if n_languages < 1:
-        raise ValueError(f"n_languages must be >= 1, got {n_languages}")
-    return rng.integers(0, n_languages, size=n_batches, dtype=np.int64)
-
-
-def default_batches_per_epoch(
-    kind: str, n_same: int, n_cross: int, batch_size: int, num_replicas: int = 1, alpha: float = 0.5
-) -> int:
-    """Epoch length: pairs in the pools used (alpha-weighted for hybrid) // global batch size."""
-    _check_kind(kind)
-    if kind in ("xx", "xx_mixed"):
-        n_pairs: float = n_same
-    elif kind == "xy":
-        n_pairs = n_cross
-    else:
-        a = _check_alpha(alpha)
-        n_pairs = a * n_same + (1.0 - a) * n_cross
-    return math.floor(n_pairs / (batch_size * num_replicas))
 
 
 def _encode(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
@@ -101,6 +71,238 @@ def _encode(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     index: dict[Any, int] = {}
     codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
     return codes, list(index)
+
+
+# ---------------------------------------------------------------- step plans (pure)
+
+
+def uniform_languages(n_languages: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform language index per step, drawn independently of pool sizes."""
+    if n_languages < 1:
+        raise ValueError(f"n_languages must be >= 1, got {n_languages}")
+    return rng.integers(0, n_languages, size=n_steps, dtype=np.int64)
+
+
+def round_robin(n_languages: int, n_steps: int) -> np.ndarray:
+    """Language index per step in turn: 0, 1, …, n_languages - 1, 0, 1, …"""
+    if n_languages < 1:
+        raise ValueError(f"n_languages must be >= 1, got {n_languages}")
+    return np.arange(n_steps, dtype=np.int64) % n_languages
+
+
+def mixture_choice(alpha: float, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """True where a step takes the first component: one uniform coin per step against alpha."""
+    # random() is in [0, 1): alpha=0 never takes the first component and alpha=1 always does.
+    return rng.random(n_steps) < alpha
+
+
+def default_batches_per_epoch(epoch_pairs: float, batch_size: int, num_replicas: int = 1) -> int:
+    """Epoch length: the pairs an epoch covers // global batch size."""
+    return math.floor(epoch_pairs / (batch_size * num_replicas))
+
+
+# ---------------------------------------------------------------- pairs and pools
+
+
+@dataclass(frozen=True, eq=False)
+class PairIndex:
+    """The training pairs as integer codes: what a structure reads to declare its pools and plan its steps."""
+
+    languages: tuple[str, ...]  # sorted, so codes (and pool RNG keys) agree across structures and ranks
+    q: np.ndarray  # query language code per pair
+    p: np.ndarray  # passage language code per pair
+    xid: np.ndarray  # xling_id code per pair
+    n_xids: int
+
+    @classmethod
+    def build(cls, q_lang: Sequence[str], p_lang: Sequence[str], xling_id: Sequence[str]) -> PairIndex:
+        """Encode languages (sorted-name codes) and xling_ids (first-appearance codes)."""
+        languages = tuple(sorted(set(q_lang) | set(p_lang)))
+        code = {lang: i for i, lang in enumerate(languages)}
+        q = np.fromiter((code[v] for v in q_lang), dtype=np.int64, count=len(q_lang))
+        p = np.fromiter((code[v] for v in p_lang), dtype=np.int64, count=len(p_lang))
+        xid, names = _encode(xling_id)
+        return cls(languages, q, p, xid, len(names))
+
+    @cached_property
+    def same(self) -> np.ndarray:
+        """Indices of the same-language (X, X) pairs, ascending."""
+        return np.flatnonzero(self.q == self.p)
+
+    @cached_property
+    def cross(self) -> np.ndarray:
+        """Indices of the cross-language (X, Y) pairs, ascending."""
+        return np.flatnonzero(self.q != self.p)
+
+    @cached_property
+    def xx_codes(self) -> np.ndarray:
+        """Codes of the languages that have (X, X) pairs, ascending."""
+        return np.unique(self.q[self.same])
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """Pairs that may share a batch; its key alone seeds its shuffles, so every structure draws it alike."""
+
+    key: PoolKey
+    kind: str  # batch type its steps are logged as (step_plan): 'xx', 'xx_mixed' or 'xy'
+    members: np.ndarray  # global pair indices, ascending
+    label: str  # for error messages
+    language: str | None = None  # X of an X-X-mono pool
+
+
+class NoPairs(ValueError):
+    """A structure needs pairs the table lacks ("<what>, but there are none"); the sampler adds its name."""
+
+
+def language_pools(pairs: PairIndex) -> list[Pool]:
+    """One X-X-mono pool per language X with (X, X) pairs, in language-code order."""
+    if not pairs.same.size:
+        raise NoPairs("same-language (X, X) pairs, but there are none")
+    same_q = pairs.q[pairs.same]
+    return [
+        Pool((_XX_POOL, int(c)), "xx", pairs.same[same_q == c], f"xx pool for language {pairs.languages[c]!r}",
+             language=pairs.languages[c])
+        for c in pairs.xx_codes
+    ]
+
+
+def same_language_pool(pairs: PairIndex) -> Pool:
+    """All (X, X) pairs, languages mixed."""
+    if not pairs.same.size:
+        raise NoPairs("same-language (X, X) pairs, but there are none")
+    return Pool((_SAME_POOL, 0), "xx_mixed", pairs.same, "xx_mixed pool (same-language pairs)")
+
+
+def cross_language_pool(pairs: PairIndex) -> Pool:
+    """All (X, Y) pairs with X != Y."""
+    if not pairs.cross.size:
+        raise NoPairs(f"cross-language (X, Y) pairs with X != Y, but there are none "
+                      f"(languages: {', '.join(pairs.languages)})")
+    return Pool((_CROSS_POOL, 0), "xy", pairs.cross, "xy pool (cross-language pairs)")
+
+
+# ---------------------------------------------------------------- batch structures
+
+
+class BatchStructure(ABC):
+    """What a batch holds: the pools a structure draws from and, per step, which one (shared by all ranks)."""
+
+    name: ClassVar[str]  # = `name` of its conf/sampling/*.yaml, the run's `sampling.name`
+
+    @abstractmethod
+    def pools(self, pairs: PairIndex) -> list[Pool]:
+        """Every pool a step may draw from; each must hold a global step batch of distinct xling_ids."""
+
+    @abstractmethod
+    def plan(self, pairs: PairIndex, n_steps: int, streams: Streams) -> list[PoolKey]:
+        """Key of the pool each step of an epoch draws from; random choices come from `streams`."""
+
+    def epoch_pairs(self, pairs: PairIndex) -> float:
+        """Pairs one epoch covers by default (its length is this // global batch): each pool once."""
+        return sum(pool.members.size for pool in self.pools(pairs))
+
+
+class _OnePool(BatchStructure):
+    """A structure with a single pool: every step draws from it."""
+
+    def plan(self, pairs: PairIndex, n_steps: int, streams: Streams) -> list[PoolKey]:
+        """The one pool's key at every step."""
+        (pool,) = self.pools(pairs)
+        return [pool.key] * n_steps
+
+
+@dataclass(frozen=True)
+class XXMono(BatchStructure):
+    """X-X-mono: one language X per step, drawn uniformly; every pair in the batch is (X, X)."""
+
+    name: ClassVar[str] = "xx"
+
+    def pools(self, pairs: PairIndex) -> list[Pool]:
+        """One pool per language with (X, X) pairs."""
+        return language_pools(pairs)
+
+    def plan(self, pairs: PairIndex, n_steps: int, streams: Streams) -> list[PoolKey]:
+        """The pool of each step's language."""
+        codes = pairs.xx_codes
+        return [(_XX_POOL, int(c)) for c in codes[self.languages(codes.size, n_steps, streams)]]
+
+    def languages(self, n_languages: int, n_steps: int, streams: Streams) -> np.ndarray:
+        """Index (into the languages with (X, X) pairs) of each step's language: uniform draws."""
+        return uniform_languages(n_languages, n_steps, streams(LANGUAGE_STREAM))
+
+
+@dataclass(frozen=True)
+class RoundRobin(XXMono):
+    """X-X-mono with the languages in turn (code order), so each gets the same number of steps ±1."""
+
+    name: ClassVar[str] = "round_robin"
+
+    def languages(self, n_languages: int, n_steps: int, streams: Streams) -> np.ndarray:
+        """0, 1, …, n_languages - 1, 0, … from the first step of every epoch."""
+        return round_robin(n_languages, n_steps)
+
+
+@dataclass(frozen=True)
+class XXMixed(_OnePool):
+    """LAReQA X-X: every pair is same-language, languages mixed within a batch."""
+
+    name: ClassVar[str] = "xx_mixed"
+
+    def pools(self, pairs: PairIndex) -> list[Pool]:
+        """All (X, X) pairs in one pool."""
+        return [same_language_pool(pairs)]
+
+
+@dataclass(frozen=True)
+class XY(_OnePool):
+    """X-Y: every pair has q_lang != p_lang."""
+
+    name: ClassVar[str] = "xy"
+
+    def pools(self, pairs: PairIndex) -> list[Pool]:
+        """All (X, Y) pairs in one pool."""
+        return [cross_language_pool(pairs)]
+
+
+@dataclass(frozen=True)
+class Hybrid(BatchStructure):
+    """Each step is an `XXMono` step with probability alpha, else an `XY` step (whole batches, never mixed)."""
+
+    alpha: float  # no default here: conf/sampling/hybrid.yaml is its one source
+    name: ClassVar[str] = "hybrid"
+    xx: ClassVar[BatchStructure] = XXMono()
+    xy: ClassVar[BatchStructure] = XY()
+
+    def __post_init__(self) -> None:
+        """alpha is checked here and nowhere else (src/config.py builds the structure to validate a config)."""
+        if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:  # also rejects None, NaN
+            raise ValueError(f"sampling.alpha={self.alpha!r}: expected a probability in [0, 1] "
+                             "(the share of X-X-mono steps)")
+        object.__setattr__(self, "alpha", float(self.alpha))
+
+    def _components(self) -> list[tuple[BatchStructure, float]]:
+        """(structure, weight) of the components a step can take; alpha 0 or 1 never needs the other's pools."""
+        return [(s, w) for s, w in ((self.xx, self.alpha), (self.xy, 1.0 - self.alpha)) if w > 0]
+
+    def pools(self, pairs: PairIndex) -> list[Pool]:
+        """The pools of the components in use."""
+        return [pool for s, _ in self._components() for pool in s.pools(pairs)]
+
+    def epoch_pairs(self, pairs: PairIndex) -> float:
+        """alpha * n_same + (1 - alpha) * n_cross (a component left out adds nothing)."""
+        return sum(w * s.epoch_pairs(pairs) for s, w in self._components())
+
+    def plan(self, pairs: PairIndex, n_steps: int, streams: Streams) -> list[PoolKey]:
+        """Per step the xx plan's pool if the coin says so, else the xy plan's."""
+        take_xx = mixture_choice(self.alpha, n_steps, streams(MIX_STREAM))
+        # Each component plans every step from its own stream, so step i's language is the same for any alpha.
+        xx = self.xx.plan(pairs, n_steps, streams) if take_xx.any() else []
+        xy = self.xy.plan(pairs, n_steps, streams) if not take_xx.all() else []
+        return [xx[i] if t else xy[i] for i, t in enumerate(take_xx)]
+
+
+# ---------------------------------------------------------------- the sampler
 
 
 class _PoolStream:
@@ -190,13 +392,17 @@ class _SetEpochForwarder:
         self._owner.set_epoch(epoch)
 
 
-class LanguageBatchSampler(Sampler[list[int]]):
-    """Base batch sampler: pools, deterministic per-epoch streams, rank sharding and resumable state."""
+def _positive_int(value: Any) -> bool:
+    """An int-valued number >= 1 that is not a bool."""
+    return not isinstance(value, bool) and int(value) == value and value >= 1
 
-    kind: ClassVar[str] = ""
+
+class LanguageBatchSampler(Sampler[list[int]]):
+    """Batches of a `BatchStructure`: validation, deterministic per-epoch streams, rank sharding, resumable state."""
 
     def __init__(
         self,
+        structure: BatchStructure,
         q_lang: Sequence[str],
         p_lang: Sequence[str],
         xling_id: Sequence[str],
@@ -205,12 +411,9 @@ class LanguageBatchSampler(Sampler[list[int]]):
         batches_per_epoch: int | None = None,
         num_replicas: int = 1,
         rank: int = 0,
-        *,
-        alpha: float | None = None,
     ) -> None:
-        """Index the pairs into pools and validate that every pool in use can fill a global step batch."""
+        """Index the pairs into the structure's pools and check that each can fill a global step batch."""
         super().__init__()
-        _check_kind(self.kind)
         n = len(q_lang)
         if len(p_lang) != n or len(xling_id) != n:
             raise ValueError(
@@ -218,17 +421,13 @@ class LanguageBatchSampler(Sampler[list[int]]):
             )
         if n == 0:
             raise ValueError("no training pairs: q_lang, p_lang and xling_id are empty")
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        if not _positive_int(batch_size):
             raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
-        if isinstance(num_replicas, bool) or int(num_replicas) != num_replicas or num_replicas < 1:
+        if not _positive_int(num_replicas):
             raise ValueError(f"num_replicas must be a positive integer, got num_replicas={num_replicas!r}")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), got rank={rank!r}")
-        if self.kind == "hybrid":
-            alpha = _check_alpha(0.5 if alpha is None else alpha)
-        elif alpha is not None:
-            raise ValueError(f"alpha only applies to the 'hybrid' sampler, not {self.kind!r}")
-        self.alpha = alpha
+        self.structure = structure
         self.batch_size = int(batch_size)
         self.num_replicas = int(num_replicas)
         self.rank = int(rank)
@@ -236,69 +435,27 @@ class LanguageBatchSampler(Sampler[list[int]]):
         # Lightning (2.6) calls set_epoch only on loader.sampler and loader.batch_sampler.sampler, not on us.
         self.sampler = _SetEpochForwarder(self)
 
-        # Languages get sorted-name codes so pool RNG keys agree across samplers and ranks.
-        self.languages: tuple[str, ...] = tuple(sorted(set(q_lang) | set(p_lang)))
-        lang_code = {lang: i for i, lang in enumerate(self.languages)}
-        q = np.fromiter((lang_code[v] for v in q_lang), dtype=np.int64, count=n)
-        p = np.fromiter((lang_code[v] for v in p_lang), dtype=np.int64, count=n)
-        self._xid, xid_names = _encode(xling_id)
-        self._n_xids = len(xid_names)
-        same = q == p
-        self.n_same = int(same.sum())
-        self.n_cross = n - self.n_same
-
-        uses_xx = self.kind == "xx" or (self.kind == "hybrid" and alpha > 0.0)
-        uses_xy = self.kind == "xy" or (self.kind == "hybrid" and alpha < 1.0)
-        global_batch = self.batch_size * self.num_replicas
-        # pool key -> global pair indices; xx pools are keyed (family, language code).
-        self._pools: dict[tuple[int, int], np.ndarray] = {}
-        same_idx = np.flatnonzero(same)
-        self.xx_languages: tuple[str, ...] = tuple(self.languages[c] for c in np.unique(q[same_idx]))
-        if uses_xx:
-            if not self.xx_languages:
-                raise ValueError(
-                    f"sampler {self.kind!r} needs same-language (X, X) pairs, but there are none"
-                )
-            for lang in self.xx_languages:
-                code = lang_code[lang]
-                members = same_idx[q[same_idx] == code]
-                self._add_pool((_FAMILY["xx"], code), members, f"xx pool for language {lang!r}", global_batch)
-        if self.kind == "xx_mixed":
-            if not same_idx.size:
-                raise ValueError("sampler 'xx_mixed' needs same-language (X, X) pairs, but there are none")
-            self._add_pool(
-                (_FAMILY["xx_mixed"], 0), same_idx, "xx_mixed pool (same-language pairs)", global_batch
-            )
-        if uses_xy:
-            cross_idx = np.flatnonzero(~same)
-            if not cross_idx.size:
-                raise ValueError(
-                    f"sampler {self.kind!r} needs cross-language (X, Y) pairs with X != Y, but there are none "
-                    f"(languages: {', '.join(self.languages)})"
-                )
-            self._add_pool((_FAMILY["xy"], 0), cross_idx, "xy pool (cross-language pairs)", global_batch)
+        self.pairs = PairIndex.build(q_lang, p_lang, xling_id)
+        try:
+            pools = structure.pools(self.pairs)
+        except NoPairs as err:
+            raise ValueError(f"sampler {structure.name!r} needs {err}") from None
+        for pool in pools:
+            self._check_fills_step(pool)
+        self._pools: dict[PoolKey, Pool] = {pool.key: pool for pool in pools}
 
         if batches_per_epoch is None:
             batches_per_epoch = default_batches_per_epoch(
-                self.kind,
-                self.n_same,
-                self.n_cross,
-                self.batch_size,
-                self.num_replicas,
-                alpha if alpha is not None else 0.5,
+                structure.epoch_pairs(self.pairs), self.batch_size, self.num_replicas
             )
-            # Cannot trigger once every used pool passed _add_pool (each holds a global batch); kept as a guard.
+            # Cannot trigger once every pool passed _check_fills_step (each holds a global batch); kept as a guard.
             if batches_per_epoch < 1:
                 raise ValueError(
-                    f"too few pairs for one step: sampler {self.kind!r} has {self.n_same} same-language and "
-                    f"{self.n_cross} cross-language pairs, batch_size={self.batch_size} x "
-                    f"num_replicas={self.num_replicas}; pass batches_per_epoch explicitly"
+                    f"too few pairs for one step: sampler {structure.name!r} has {self.pairs.same.size} "
+                    f"same-language and {self.pairs.cross.size} cross-language pairs, batch_size={self.batch_size} "
+                    f"x num_replicas={self.num_replicas}; pass batches_per_epoch explicitly"
                 )
-        elif (
-            isinstance(batches_per_epoch, bool)
-            or int(batches_per_epoch) != batches_per_epoch
-            or (batches_per_epoch < 1)
-        ):
+        elif not _positive_int(batches_per_epoch):
             raise ValueError(f"batches_per_epoch must be a positive integer, got {batches_per_epoch!r}")
         self.batches_per_epoch = int(batches_per_epoch)
 
@@ -306,17 +463,17 @@ class LanguageBatchSampler(Sampler[list[int]]):
         self._batches_yielded = 0
         self._resume_from = 0  # steps to skip on the next __iter__ after load_state_dict
 
-    def _add_pool(self, key: tuple[int, int], members: np.ndarray, name: str, global_batch: int) -> None:
-        """Register a pool after checking it has enough distinct xling_ids for a global step batch."""
-        distinct = int(np.unique(self._xid[members]).size)
+    def _check_fills_step(self, pool: Pool) -> None:
+        """Raise unless the pool has enough distinct xling_ids for a global step batch."""
+        global_batch = self.batch_size * self.num_replicas
+        distinct = int(np.unique(self.pairs.xid[pool.members]).size)
         if distinct < global_batch:
             per_step = f" (x num_replicas={self.num_replicas} = {global_batch} per step)"
             raise ValueError(
                 f"batch_size={self.batch_size}{per_step if self.num_replicas > 1 else ''} exceeds the "
-                f"{distinct} distinct xling_ids in the {name}; a batch cannot be filled without duplicate "
+                f"{distinct} distinct xling_ids in the {pool.label}; a batch cannot be filled without duplicate "
                 f"xling_ids (false negatives). Lower batch_size or drop the language."
             )
-        self._pools[key] = members
 
     def __len__(self) -> int:
         """Batches per epoch for this rank (the full epoch, also right after a mid-epoch resume)."""
@@ -337,47 +494,41 @@ class LanguageBatchSampler(Sampler[list[int]]):
         self._epoch = int(epoch)
 
     def step_plan(self, epoch: int | None = None) -> list[tuple[str, str | None]]:
-        """(batch type, language for 'xx' steps else None) for every step of an epoch, for logging/tests."""
-        types, langs = self._plan(self._epoch if epoch is None else epoch)
-        return [(t, self.xx_languages[langs[i]] if t == "xx" else None) for i, t in enumerate(types)]
+        """(batch type, language of an X-X-mono step else None) for every step of an epoch, for logging/tests."""
+        pools = [self._pools[key] for key in self._plan(epoch)]
+        return [(pool.kind, pool.language) for pool in pools]
 
     def _seed_key(self, epoch: int) -> list[int]:
         """RNG key prefix; SeedSequence needs non-negative ints, so negative seeds are wrapped."""
         return [self.seed % 2**64, int(epoch)]
 
-    def _plan(self, epoch: int) -> tuple[list[str], np.ndarray]:
-        """Batch types and per-step language indices for an epoch (cheap: two vectorised draws)."""
-        key = self._seed_key(epoch)
-        types = batch_type_plan(
-            self.kind, self.alpha, self.batches_per_epoch, np.random.default_rng([*key, _STREAM_PLAN])
+    def _plan(self, epoch: int | None) -> list[PoolKey]:
+        """The structure's pool key per step of an epoch (cheap: a few vectorised draws)."""
+        key = self._seed_key(self._epoch if epoch is None else epoch)
+        plan = self.structure.plan(
+            self.pairs, self.batches_per_epoch, lambda tag: np.random.default_rng([*key, tag])
         )
-        # Drawn for every step (not only X-X ones) so step i gets the same language whatever alpha is.
-        langs = language_plan(
-            max(len(self.xx_languages), 1),
-            self.batches_per_epoch,
-            np.random.default_rng([*key, _STREAM_LANG]),
-        )
-        return types, langs
+        unknown = set(plan) - self._pools.keys()
+        if len(plan) != self.batches_per_epoch or unknown:
+            raise RuntimeError(f"{self.structure!r} planned {len(plan)} steps (expected {self.batches_per_epoch}), "
+                               f"pools not declared by pools(): {sorted(unknown)}")
+        return plan
 
     def _global_steps(self, epoch: int) -> Iterator[list[np.ndarray]]:
         """Yield, per step, the num_replicas batches of the global step (identical on every rank)."""
-        types, langs = self._plan(epoch)
         key = self._seed_key(epoch)
-        streams: dict[tuple[int, int], _PoolStream] = {}
-        used = np.zeros(self._n_xids, dtype=bool)  # xling_ids already in the current global step batch
-        xx_codes = [self.languages.index(lang) for lang in self.xx_languages]
-        for step, batch_type in enumerate(types):
-            pool_key = (
-                (_FAMILY["xx"], xx_codes[langs[step]]) if batch_type == "xx" else (_FAMILY[batch_type], 0)
-            )
+        xid = self.pairs.xid
+        streams: dict[PoolKey, _PoolStream] = {}
+        used = np.zeros(self.pairs.n_xids, dtype=bool)  # xling_ids already in the current global step batch
+        for pool_key in self._plan(epoch):
             stream = streams.get(pool_key)
             if stream is None:
-                members = self._pools[pool_key]
-                stream = _PoolStream(members, self._xid[members], [*key, _STREAM_POOL, *pool_key])
+                members = self._pools[pool_key].members
+                stream = _PoolStream(members, xid[members], [*key, _POOL_STREAM, *pool_key])
                 streams[pool_key] = stream
             batches = [stream.draw(self.batch_size, used) for _ in range(self.num_replicas)]
             for batch in batches:
-                used[self._xid[batch]] = False
+                used[xid[batch]] = False
             yield batches
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -414,60 +565,3 @@ class LanguageBatchSampler(Sampler[list[int]]):
         self._epoch = epoch
         self._resume_from = done
         self._batches_yielded = done
-
-
-class XXBatchSampler(LanguageBatchSampler):
-    """X-X-mono: one uniformly drawn language X per step; every pair in the batch is (X, X)."""
-
-    kind = "xx"
-
-
-class XXMixedBatchSampler(LanguageBatchSampler):
-    """LAReQA X-X: every pair is same-language, languages mixed within a batch."""
-
-    kind = "xx_mixed"
-
-
-class XYBatchSampler(LanguageBatchSampler):
-    """X-Y: every pair has q_lang != p_lang."""
-
-    kind = "xy"
-
-
-class HybridBatchSampler(LanguageBatchSampler):
-    """Hybrid: each step is an X-X-mono batch with probability alpha, else an X-Y batch."""
-
-    kind = "hybrid"
-
-    def __init__(
-        self,
-        q_lang: Sequence[str],
-        p_lang: Sequence[str],
-        xling_id: Sequence[str],
-        batch_size: int,
-        seed: int = 0,
-        batches_per_epoch: int | None = None,
-        num_replicas: int = 1,
-        rank: int = 0,
-        alpha: float = 0.5,
-    ) -> None:
-        """Same as the base sampler plus alpha in [0, 1]: probability of an X-X step."""
-        super().__init__(
-            q_lang, p_lang, xling_id, batch_size, seed, batches_per_epoch, num_replicas, rank, alpha=alpha
-        )
-
-
-_SAMPLER_CLASSES: dict[str, type[LanguageBatchSampler]] = {
-    "xx": XXBatchSampler,
-    "xx_mixed": XXMixedBatchSampler,
-    "xy": XYBatchSampler,
-    "hybrid": HybridBatchSampler,
-}
-
-
-def build_batch_sampler(name: str, **kwargs: Any) -> LanguageBatchSampler:
-    """Construct a sampler by name ('xx', 'xx_mixed', 'xy', 'hybrid'); alpha=None is ignored for non-hybrid."""
-    _check_kind(name)
-    if name != "hybrid" and kwargs.get("alpha", 0) is None:
-        kwargs.pop("alpha")
-    return _SAMPLER_CLASSES[name](**kwargs)

@@ -1,11 +1,16 @@
-"""Tests for the language-structured batch samplers (X-X-mono, X-X mixed, X-Y, hybrid)."""
+"""Tests for the language-structured batch samplers (X-X-mono, X-X mixed, X-Y, hybrid, round-robin)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -15,17 +20,26 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.data.samplers import (
-    SAMPLER_NAMES,
-    HybridBatchSampler,
+    LANGUAGE_STREAM,
+    MIX_STREAM,
+    XY,
+    BatchStructure,
+    Hybrid,
     LanguageBatchSampler,
-    XXBatchSampler,
-    XXMixedBatchSampler,
-    XYBatchSampler,
+    PairIndex,
+    Pool,
+    PoolKey,
+    RoundRobin,
+    Streams,
+    XXMixed,
+    XXMono,
     _PoolStream,
-    batch_type_plan,
-    build_batch_sampler,
+    cross_language_pool,
     default_batches_per_epoch,
-    language_plan,
+    language_pools,
+    mixture_choice,
+    round_robin,
+    uniform_languages,
 )
 
 LANGS = ("ar", "de", "el", "en", "es", "ru", "zh")
@@ -53,11 +67,31 @@ N_SAME = sum(a == b for a, b in zip(TABLE[0], TABLE[1]))
 N_CROSS = len(TABLE[0]) - N_SAME
 
 
-def sampler(kind: str, table: Table = TABLE, **kwargs: Any) -> LanguageBatchSampler:
+STRUCTURES: dict[str, Callable[..., BatchStructure]] = {
+    "xx": XXMono, "xx_mixed": XXMixed, "xy": XY, "hybrid": Hybrid, "round_robin": RoundRobin,
+}
+SAMPLER_NAMES = tuple(STRUCTURES)
+HYBRID_ALPHA = 0.5  # the tests' hybrid when none is given (conf/sampling/hybrid.yaml's, see test_config.py)
+
+
+def structure(kind: str, alpha: float | None = None) -> BatchStructure:
+    """The named structure; alpha (default HYBRID_ALPHA) for hybrid only."""
+    if kind == "hybrid":
+        return Hybrid(HYBRID_ALPHA if alpha is None else alpha)
+    assert alpha is None, f"alpha is for hybrid only, not {kind!r}"
+    return STRUCTURES[kind]()
+
+
+def sampler(kind: str, table: Table = TABLE, alpha: float | None = None, **kwargs: Any) -> LanguageBatchSampler:
     """Build a sampler of the given kind over a table."""
     q, p, x = table
     kwargs.setdefault("batch_size", 8)
-    return build_batch_sampler(kind, q_lang=q, p_lang=p, xling_id=x, **kwargs)
+    return LanguageBatchSampler(structure(kind, alpha), q, p, x, **kwargs)
+
+
+def streams_from(seed: int) -> Streams:
+    """Stream tag -> a fresh generator, as the sampler hands them to a structure's plan."""
+    return lambda tag: np.random.default_rng([seed, tag])
 
 
 def global_steps(
@@ -98,26 +132,51 @@ def assert_distinct_ids(batch: list[int], table: Table = TABLE) -> None:
 # ---------------------------------------------------------------- pure functions
 
 
-def test_batch_type_plan_exact() -> None:
-    """Non-hybrid plans are constant; hybrid is exactly one uniform coin per step against alpha."""
-    rng = np.random.default_rng(0)
-    assert batch_type_plan("xx", None, 3, rng) == ["xx"] * 3
-    assert batch_type_plan("xy", None, 2, rng) == ["xy"] * 2
-    assert batch_type_plan("xx_mixed", None, 0, rng) == []
+def test_plans_exact() -> None:
+    """Single-pool plans are constant; hybrid takes the xx plan's pool where its coin < alpha, else the xy's."""
+    pairs = PairIndex.build(*TABLE)
+    streams = streams_from(7)
+    xy_key = cross_language_pool(pairs).key
+    assert XY().plan(pairs, 3, streams) == [xy_key] * 3
+    assert XXMixed().plan(pairs, 0, streams) == []
+    keys = [pool.key for pool in language_pools(pairs)]
+    draws = uniform_languages(len(keys), 50, np.random.default_rng([7, LANGUAGE_STREAM]))
+    xx = XXMono().plan(pairs, 50, streams)
+    assert xx == [keys[i] for i in draws]
+    coins = np.random.default_rng([7, MIX_STREAM]).random(50)
+    assert Hybrid(0.3).plan(pairs, 50, streams) == [k if c < 0.3 else xy_key for c, k in zip(coins, xx)]
+    assert Hybrid(0.0).plan(pairs, 100, streams) == XY().plan(pairs, 100, streams)
+    assert Hybrid(1.0).plan(pairs, 100, streams) == XXMono().plan(pairs, 100, streams)
+    assert RoundRobin().plan(pairs, 12, streams) == [keys[i % len(keys)] for i in range(12)]
+
+
+def test_mixture_choice_and_language_draws_exact() -> None:
+    """One uniform coin per step against alpha; round-robin cycles; no languages is an error."""
     coins = np.random.default_rng(7).random(50)
-    plan = batch_type_plan("hybrid", 0.3, 50, np.random.default_rng(7))
-    assert plan == ["xx" if c < 0.3 else "xy" for c in coins]
-    assert batch_type_plan("hybrid", 0.0, 100, np.random.default_rng(1)) == ["xy"] * 100
-    assert batch_type_plan("hybrid", 1.0, 100, np.random.default_rng(1)) == ["xx"] * 100
-    with pytest.raises(ValueError, match="alpha"):
-        batch_type_plan("hybrid", 1.2, 3, rng)
-    with pytest.raises(ValueError, match="unknown batch sampler 'yx'.*xx, xx_mixed, xy, hybrid"):
-        batch_type_plan("yx", None, 3, rng)
+    assert mixture_choice(0.3, 50, np.random.default_rng(7)).tolist() == list(coins < 0.3)
+    assert not mixture_choice(0.0, 100, np.random.default_rng(1)).any()
+    assert mixture_choice(1.0, 100, np.random.default_rng(1)).all()
+    assert round_robin(3, 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    for draw in (lambda: round_robin(0, 3), lambda: uniform_languages(0, 3, np.random.default_rng(0))):
+        with pytest.raises(ValueError, match="n_languages must be >= 1"):
+            draw()
+
+
+def test_alpha_is_checked_once_and_has_no_default_in_code() -> None:
+    """Hybrid checks alpha (naming the config key); its default lives only in conf/sampling/hybrid.yaml."""
+    for bad in (-0.1, 1.2, float("nan"), None):
+        with pytest.raises(ValueError, match=r"sampling\.alpha=.*: expected a probability in \[0, 1\]"):
+            Hybrid(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="alpha"):
+        Hybrid()  # type: ignore[call-arg]
+    assert Hybrid(1).alpha == 1.0 and isinstance(Hybrid(1).alpha, float)
+    with pytest.raises(TypeError):
+        XY(alpha=0.5)  # type: ignore[call-arg]  # alpha belongs to hybrid only
 
 
 def test_language_plan_uniform() -> None:
     """Language draws stay in range and pass a chi-square bound (df=4, p=0.001 -> 18.47)."""
-    langs = language_plan(5, 10_000, np.random.default_rng(3))
+    langs = uniform_languages(5, 10_000, np.random.default_rng(3))
     assert langs.min() >= 0 and langs.max() <= 4
     counts = np.bincount(langs, minlength=5)
     expected = 10_000 / 5
@@ -126,12 +185,17 @@ def test_language_plan_uniform() -> None:
 
 def test_default_batches_per_epoch() -> None:
     """Epoch length is pairs in the pools used (alpha-weighted for hybrid) // global batch size."""
-    assert default_batches_per_epoch("xx", 100, 300, 8) == 12
-    assert default_batches_per_epoch("xx_mixed", 100, 300, 8, 2) == 6
-    assert default_batches_per_epoch("xy", 100, 300, 8, 2) == 18
-    assert default_batches_per_epoch("hybrid", 100, 300, 8, 1, alpha=0.5) == 25
-    assert default_batches_per_epoch("hybrid", 100, 300, 8, 1, alpha=1.0) == 12
-    assert default_batches_per_epoch("hybrid", 100, 300, 8, 1, alpha=0.0) == 37
+    ids = [f"s{i}" for i in range(100)] + [f"c{i}" for i in range(300)]
+    pairs = PairIndex.build(["en"] * 400, ["en"] * 100 + ["de"] * 300, ids)  # 100 same, 300 cross
+    single = [STRUCTURES[k]().epoch_pairs(pairs) for k in ("xx", "xx_mixed", "xy", "round_robin")]
+    assert single == [100, 100, 300, 100]
+    assert [Hybrid(a).epoch_pairs(pairs) for a in (0.5, 1.0, 0.0)] == [200, 100, 300]
+    assert Hybrid(0.3).epoch_pairs(pairs) == 0.3 * 100 + 0.7 * 300
+    assert default_batches_per_epoch(100, 8) == 12
+    assert default_batches_per_epoch(100, 8, 2) == 6
+    assert default_batches_per_epoch(300, 8, 2) == 18
+    assert default_batches_per_epoch(200, 8, 1) == 25
+    assert default_batches_per_epoch(300, 8, 1) == 37
     s = sampler("hybrid", alpha=0.3, batch_size=8, num_replicas=2)
     assert len(s) == math.floor((0.3 * N_SAME + 0.7 * N_CROSS) / 16)
     assert len(sampler("xy", batch_size=8)) == N_CROSS // 8
@@ -151,7 +215,8 @@ def test_batch_semantics(kind: str, num_replicas: int) -> None:
         for step in steps:
             assert all(len(b) == 6 for b in step)
             t = step_type(kind, step)
-            expected = {"xx": "xx:", "xx_mixed": "xx", "xy": "xy", "hybrid": ("xx:", "xy")}[kind]
+            expected = {"xx": "xx:", "xx_mixed": "xx", "xy": "xy", "hybrid": ("xx:", "xy"),
+                        "round_robin": "xx:"}[kind]
             assert t.startswith(expected), (kind, t)
             assert_distinct_ids([i for b in step for i in b])
 
@@ -183,7 +248,7 @@ def pools_can_fill(kind: str, alpha: float, table: Table, global_batch: int) -> 
     for a, b, i in zip(q, p, x):
         if a == b:
             same_ids.setdefault(a, set()).add(i)
-    need_xx = kind == "xx" or (kind == "hybrid" and alpha > 0)
+    need_xx = kind in ("xx", "round_robin") or (kind == "hybrid" and alpha > 0)
     need_xy = kind == "xy" or (kind == "hybrid" and alpha < 1)
     ok = True
     if need_xx:
@@ -208,7 +273,7 @@ def test_property_random_tables(
     table: Table, kind: str, alpha: float, batch_size: int, num_replicas: int, seed: int
 ) -> None:
     """Construction fails exactly when a needed pool cannot fill a step; otherwise all invariants hold."""
-    kwargs = {"batch_size": batch_size, "seed": seed, "batches_per_epoch": 7}
+    kwargs: dict[str, Any] = {"batch_size": batch_size, "seed": seed, "batches_per_epoch": 7}
     if kind == "hybrid":
         kwargs["alpha"] = alpha
     if not pools_can_fill(kind, alpha, table, batch_size * num_replicas):
@@ -217,7 +282,8 @@ def test_property_random_tables(
         return
     for step in global_steps(kind, num_replicas, 1, table, **kwargs):
         t = step_type(kind, step, table)
-        assert t != "mixed" and (kind != "xy" or t == "xy") and (kind != "xx" or t.startswith("xx:"))
+        assert t != "mixed" and (kind != "xy" or t == "xy")
+        assert kind not in ("xx", "round_robin") or t.startswith("xx:")
         assert all(len(b) == batch_size for b in step)
         assert_distinct_ids([i for b in step for i in b], table)
 
@@ -395,8 +461,6 @@ def test_load_state_dict_validation() -> None:
 
 def test_error_messages() -> None:
     """Invalid configurations fail early with messages that name the problem."""
-    with pytest.raises(ValueError, match=r"unknown batch sampler 'mono'.*xx, xx_mixed, xy, hybrid"):
-        sampler("mono")
     with pytest.raises(ValueError, match=r"batch_size=500 exceeds the \d+ distinct xling_ids in the xx pool"):
         sampler("xx", batch_size=500)
     with pytest.raises(ValueError, match=r"batch_size=150 \(x num_replicas=2 = 300 per step\).*xy pool"):
@@ -405,39 +469,137 @@ def test_error_messages() -> None:
         ValueError, match=r"batch_size=300 exceeds the 200 distinct xling_ids in the xx_mixed"
     ):
         sampler("xx_mixed", batch_size=300, batches_per_epoch=1)
-    for bad in (-0.1, 1.5, float("nan")):
-        with pytest.raises(ValueError, match="alpha"):
-            sampler("hybrid", alpha=bad)
-    with pytest.raises(ValueError, match="alpha only applies"):
-        sampler("xy", alpha=0.5)
-    assert isinstance(sampler("xy", alpha=None), XYBatchSampler)  # configs may carry alpha: null
     mono = make_table(n_langs=1, n_ids=30, k_min=1, k_max=1)
-    with pytest.raises(ValueError, match="cross-language"):
+    with pytest.raises(ValueError, match=r"sampler 'xy' needs cross-language \(X, Y\) pairs.*\(languages: ar\)"):
         sampler("xy", mono)
+    with pytest.raises(ValueError, match="sampler 'hybrid' needs cross-language"):  # names the sampler in use
+        sampler("hybrid", mono, alpha=0.5)
+    cross_only = ([a for a, b in zip(*TABLE[:2]) if a != b], [b for a, b in zip(*TABLE[:2]) if a != b],
+                  [i for a, b, i in zip(*TABLE) if a != b])
+    for kind in ("xx", "xx_mixed", "round_robin"):
+        message = rf"sampler '{kind}' needs same-language \(X, X\) pairs, but there are none"
+        with pytest.raises(ValueError, match=message):
+            sampler(kind, cross_only)
     q, p, x = TABLE
     with pytest.raises(ValueError, match="same length"):
-        XYBatchSampler(q, p[:-1], x, batch_size=4)
+        LanguageBatchSampler(XY(), q, p[:-1], x, batch_size=4)
+    with pytest.raises(ValueError, match="no training pairs"):
+        LanguageBatchSampler(XY(), [], [], [], batch_size=4)
     with pytest.raises(ValueError, match="rank"):
-        XYBatchSampler(q, p, x, batch_size=4, num_replicas=2, rank=2)
+        LanguageBatchSampler(XY(), q, p, x, batch_size=4, num_replicas=2, rank=2)
     with pytest.raises(ValueError, match="batch_size"):
-        XYBatchSampler(q, p, x, batch_size=0)
+        LanguageBatchSampler(XY(), q, p, x, batch_size=0)
+    with pytest.raises(ValueError, match="num_replicas"):
+        LanguageBatchSampler(XY(), q, p, x, batch_size=4, num_replicas=True)
     with pytest.raises(ValueError, match="batches_per_epoch"):
-        XYBatchSampler(q, p, x, batch_size=4, batches_per_epoch=0)
+        LanguageBatchSampler(XY(), q, p, x, batch_size=4, batches_per_epoch=0)
 
 
-def test_classes_and_factory_agree() -> None:
-    """The factory builds the named class; classes expose their kind."""
+# ---------------------------------------------------------------- structures: configs, composition, new ones
+
+
+def test_yaml_options_build_their_structure() -> None:
+    """Every conf/sampling option builds the sampler with its structure, named alike; hybrid's alpha is 0.5."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    options = sorted(f.stem for f in (conf / "sampling").glob("*.yaml") if not f.stem.startswith("_"))
+    assert options == sorted(STRUCTURES)  # a new option gets its structure tested here too
     q, p, x = TABLE
-    for name, cls in (
-        ("xx", XXBatchSampler),
-        ("xx_mixed", XXMixedBatchSampler),
-        ("xy", XYBatchSampler),
-        ("hybrid", HybridBatchSampler),
-    ):
-        s = sampler(name)
-        assert type(s) is cls and s.kind == name
-    assert HybridBatchSampler(q, p, x, batch_size=8).alpha == 0.5
-    assert list(HybridBatchSampler(q, p, x, 8, alpha=0.7)) == list(sampler("hybrid", alpha=0.7))
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        for name in options:
+            cfg = compose("config", overrides=[f"sampling={name}", "paths.output_dir=/tmp/xlir-test"])
+            s = instantiate(cfg.sampling.sampler)(q_lang=q, p_lang=p, xling_id=x, batch_size=8, seed=3)
+            assert type(s.structure) is STRUCTURES[name] and s.structure.name == cfg.sampling.name == name
+            assert cfg.sampling.alpha == (0.5 if name == "hybrid" else None)
+            assert list(s) == list(sampler(name, seed=3, alpha=cfg.sampling.alpha))
+
+
+def test_round_robin_takes_languages_in_turn() -> None:
+    """round_robin: X-X-mono batches whose language cycles in code order, the same on every rank."""
+    steps = global_steps("round_robin", 2, 1, batch_size=4, batches_per_epoch=23)
+    langs = sorted(set(TABLE[0]))
+    assert [step_type("round_robin", step) for step in steps] == [f"xx:{langs[i % 5]}" for i in range(23)]
+    s = sampler("round_robin", batch_size=4, num_replicas=2, batches_per_epoch=23)
+    assert s.step_plan(1) == [("xx", langs[i % 5]) for i in range(23)]
+    for step in steps:
+        assert_distinct_ids([i for b in step for i in b])
+
+
+@dataclass(frozen=True)
+class FirstLanguageOnly(BatchStructure):
+    """A structure written in a test: X-X-mono batches of the first language only."""
+
+    name: ClassVar[str] = "first_language"
+
+    def pools(self, pairs: PairIndex) -> list[Pool]:
+        """The first language's (X, X) pool."""
+        return language_pools(pairs)[:1]
+
+    def plan(self, pairs: PairIndex, n_steps: int, streams: Streams) -> list[PoolKey]:
+        """That pool at every step."""
+        return [self.pools(pairs)[0].key] * n_steps
+
+
+@dataclass(frozen=True)
+class UndeclaredPool(FirstLanguageOnly):
+    """Plans a pool that pools() never declared."""
+
+    def plan(self, pairs: PairIndex, n_steps: int, streams: Streams) -> list[PoolKey]:
+        """The xy pool's key, undeclared."""
+        return [cross_language_pool(pairs).key] * n_steps
+
+
+def test_a_new_structure_is_one_class() -> None:
+    """A structure only declares pools and a plan; the sampler adds epochs, DDP, no false negatives, resume."""
+    q, p, x = TABLE
+    ranks = [LanguageBatchSampler(FirstLanguageOnly(), q, p, x, batch_size=4, num_replicas=2, rank=r, seed=1)
+             for r in range(2)]
+    assert len(ranks[0]) == sum(a == b == "ar" for a, b in zip(q, p)) // 8  # default length: its pool once
+    for step in zip(*ranks):
+        assert {batch_type(b) for b in step} == {"xx:ar"}
+        assert_distinct_ids([i for b in step for i in b])
+    with pytest.raises(RuntimeError, match="pools not declared"):
+        list(LanguageBatchSampler(UndeclaredPool(), q, p, x, batch_size=4))
+
+
+def batches_digest(kind: str, alpha: float | None, batches_per_epoch: int | None) -> str:
+    """Hash of every batch of seeds 1-3, epochs 0-2, for one rank and for ranks 0 and 1 of two."""
+    digest = hashlib.sha256()
+    for seed in (1, 2, 3):
+        for num_replicas, rank in ((1, 0), (2, 0), (2, 1)):
+            s = sampler(kind, alpha=alpha, batch_size=8, seed=seed, num_replicas=num_replicas, rank=rank,
+                        batches_per_epoch=batches_per_epoch)
+            for epoch in range(3):
+                s.set_epoch(epoch)
+                digest.update(json.dumps(list(s)).encode())
+    return digest.hexdigest()[:16]
+
+
+# Frozen from the class-per-sampler code (HybridBatchSampler & co., commit 12e853f) before the samplers became
+# structures: the study's batches must not change. The 150-step epochs run pools through passes and deferrals.
+GOLDEN = {
+    ("xx", None, None): "88e6571954b90e4c",
+    ("xx_mixed", None, None): "74448f00b5a841e6",
+    ("xy", None, None): "f35a54087014d37f",
+    ("hybrid", 0.5, None): "490cb5808415e586",
+    ("hybrid", 0.3, None): "92dc32d8916e550f",
+    ("xx", None, 150): "9f25e52b15365d70",
+    ("xx_mixed", None, 150): "5d95b6707840acc6",
+    ("xy", None, 150): "37124b2ba77a4061",
+    ("hybrid", 0.5, 150): "c463a9c390936533",
+    ("hybrid", 0.0, 150): "37124b2ba77a4061",  # = xy
+    ("hybrid", 1.0, 150): "9f25e52b15365d70",  # = xx
+}
+
+
+@pytest.mark.parametrize(("kind", "alpha", "batches_per_epoch"), list(GOLDEN))
+def test_batches_unchanged_since_the_class_per_sampler_version(
+    kind: str, alpha: float | None, batches_per_epoch: int | None
+) -> None:
+    """Same seed, same batches as the samplers the study was designed with, for every rank and epoch."""
+    assert batches_digest(kind, alpha, batches_per_epoch) == GOLDEN[kind, alpha, batches_per_epoch]
 
 
 # ---------------------------------------------------------------- integration and performance

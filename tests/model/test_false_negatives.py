@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 from src.data.datamodule import PairDataModule
 from src.data.lareqa import LareqaDataset, load_lareqa
 from src.data.pairs import PairTable, build_pairs
-from src.data.samplers import build_batch_sampler
+from src.data.samplers import XY, Hybrid, LanguageBatchSampler, XXMono
 from src.data.text import normalise
 from src.model.loss import InfoNCELoss, RelevanceKeys, false_negative_mask, info_nce
 
@@ -95,9 +96,9 @@ def test_no_unmasked_relevant_candidate(real_data: Path, train_set: str) -> None
     truth = answers(ds, pairs)
     norm = [normalise(t) for t in pairs.passages]
     seen = hits = 0
-    for kind in ("xx", "xy", "hybrid"):
-        dm = PairDataModule(pairs, _KeysOnlyEncoder(), lambda k=kind, **kw: build_batch_sampler(
-            k, alpha=0.5 if k == "hybrid" else None, **kw), batch_size=100, seed=1)
+    for structure in (XXMono(), XY(), Hybrid(alpha=0.5)):
+        kind = structure.name
+        dm = PairDataModule(pairs, _KeysOnlyEncoder(), partial(LanguageBatchSampler, structure), batch_size=100, seed=1)
         dm.setup("fit")
         for b, indices in zip(range(200), dm.batch_sampler):
             batch = dm.collate(indices)
