@@ -17,7 +17,6 @@ from src.evaluation.metrics import mean_ignoring_missing, per_query_metrics, ran
 
 # Encodes texts of one side ("query"/"passage"), optionally with context segments, to (n, d) float32.
 EncodeFn = Callable[[Sequence[str], str, Sequence[str] | None], np.ndarray]
-KS = (1, 10)
 
 
 @dataclass
@@ -114,16 +113,16 @@ def encode_dataset(dataset: LareqaDataset, encode: EncodeFn, candidate_text: str
     return Embeddings(questions, candidates)
 
 
-def score_grid(dataset: LareqaDataset, emb: Embeddings, ks: Sequence[int] = KS) -> GridResult:
+def score_grid(dataset: LareqaDataset, emb: Embeddings, ks: Sequence[int] = keys.RECALL_CUTOFFS) -> GridResult:
     """Rank relevant candidates for all L*L pairs and the pooled setting, reusing the embeddings."""
     langs = dataset.languages
     result = GridResult(dataset=dataset.name, languages=langs)
     for x in langs:
         for y in langs:
             ranks = ranks_from_embeddings(emb.questions[x], emb.candidates[y], relevance(dataset, x, [y]))
-            result.pairs[(x, y)] = per_query_metrics(ranks, ks=ks)
+            result.pairs[(x, y)] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
     pool = np.concatenate([emb.candidates[y] for y in langs], axis=0)
     for x in langs:
         ranks = ranks_from_embeddings(emb.questions[x], pool, relevance(dataset, x, langs))
-        result.multi[x] = per_query_metrics(ranks, ks=ks)
+        result.multi[x] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
     return result

@@ -29,8 +29,11 @@ TIME = "time"
 INDEX = "index"
 KINDS = (*SETTINGS, TIME, INDEX)  # what may stand in a key's second part
 VALIDATION = "val"  # the set name of validation-split keys (`val/multi/map`), monitored by checkpoints
-# The grid's summary metrics, as computed (src/evaluation/metrics.per_query_metrics names); logged without '@'.
-GRID_METRICS = ("map", "r@1", "r@10", "mrr", "ndcg@10")
+# The grid's cut-offs and summary metrics, as src/evaluation/metrics.per_query_metrics names them (logged
+# without '@'): adding a metric to the grid, its summary, CSVs, tables and model card is one edit here.
+RECALL_CUTOFFS = (1, 10)
+NDCG_CUTOFF = 10
+GRID_METRICS = ("map", *(f"r@{k}" for k in RECALL_CUTOFFS), "mrr", f"ndcg@{NDCG_CUTOFF}")
 RANK_DISTANCE = "rank_distance"  # pooled-setting language bias, lower is better
 MISSING_QUERIES = "missing_queries"  # queries left out for want of a relevant candidate in their pool
 QUERIES = "queries"  # how many queries a corpus set scored
@@ -65,6 +68,8 @@ class MetricKey:
                      **({} if self.group is None else {"group": self.group}))
         if self.setting not in KINDS:
             raise MetricKeyError(f"metric key setting {self.setting!r} is not one of {', '.join(KINDS)}")
+        if self.group is not None:
+            split_group(self.group)
 
     def __str__(self) -> str:
         parts = (self.dataset, self.setting, self.metric) + ((self.group,) if self.group is not None else ())

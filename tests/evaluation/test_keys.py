@@ -15,6 +15,7 @@ SETS = ("xquad_r", "mlqa_r", "val", "test")  # zero-shot sets, ValidationRetriev
 def test_settings_and_metric_names() -> None:
     assert keys.SETTINGS == ("mono", "cross", "multi") == (keys.MONO, keys.CROSS, keys.MULTI)
     assert keys.KINDS == ("mono", "cross", "multi", "time", "index")
+    assert keys.GRID_METRICS == ("map", "r@1", "r@10", "mrr", "ndcg@10")
     assert [keys.logged_name(m) for m in keys.GRID_METRICS] == ["map", "r1", "r10", "mrr", "ndcg10"]
 
 
@@ -59,7 +60,8 @@ def test_named_keys_of_the_grid_and_corpus_kinds() -> None:
 
 
 @pytest.mark.parametrize("bad", ["", "xquad_r", "val/loss", "train/loss", "epoch", "xquad_r/mono", "a/b/c/d/e",
-                                 "xquad_r//map", "/mono/map", "xquad_r/mono/map/", "xquad_r/bogus/map"])
+                                 "xquad_r//map", "/mono/map", "xquad_r/mono/map/", "xquad_r/bogus/map",
+                                 "xquad_r/cross/map/de-zh-en", "xquad_r/cross/map/-zh"])
 def test_bad_keys_raise_a_clear_error(bad: str) -> None:
     with pytest.raises(MetricKeyError, match=f"{bad!r} is not a metric key") as err:
         keys.parse(bad)

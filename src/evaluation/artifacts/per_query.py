@@ -28,7 +28,9 @@ from src.evaluation import keys
 from src.evaluation.grid import GridResult
 
 FILE_NAME = "per_query.npz"
-PER_QUERY_METRICS = ("map", "mrr", "r@1", "r@10", "ndcg@10", "rank_distance", "n_relevant")
+# The arrays metrics.per_query_metrics returns for the grid's cut-offs.
+PER_QUERY_METRICS = ("map", "mrr", *(f"r@{k}" for k in keys.RECALL_CUTOFFS), f"ndcg@{keys.NDCG_CUTOFF}",
+                     keys.RANK_DISTANCE, "n_relevant")
 _DATASET, _LANGUAGES, _QIDS = "meta/dataset", "meta/languages", "qids/"
 
 

@@ -34,6 +34,7 @@ def test_file_holds_exactly_the_documented_arrays(ds: LareqaDataset, tmp_path: P
     """The names of the module docstring's table, nothing else: what src/report.py may rely on."""
     path = save_per_query(score_grid(ds, random_embeddings(ds)), tmp_path, ds)
     assert path.name == FILE_NAME
+    assert PER_QUERY_METRICS == ("map", "mrr", "r@1", "r@10", "ndcg@10", "rank_distance", "n_relevant")
     with np.load(path, allow_pickle=False) as npz:
         names, dtypes = set(npz.files), {k: npz[k].dtype.kind for k in npz.files}
     want = {"meta/dataset", "meta/languages", *(f"qids/{x}" for x in LANGS)}
