@@ -20,7 +20,7 @@ import torch
 from bench import common
 from bench.harness import alternate
 from src.data.lareqa import LareqaDataset
-from src.evaluation.callback import evaluate_sets
+from src.evaluation.driver import evaluate_sets
 from src.evaluation.grid import Embeddings, encode_dataset, score_grid
 
 GOAL_SPEEDUP = 10.0
@@ -148,7 +148,7 @@ def map_agreement(enc: Any, ds: LareqaDataset, batch_size: int) -> dict[str, Any
 def floor_ratio(enc: Any, ds: LareqaDataset, batch_size: int, repetitions: int,
                 precision: str | None = None) -> dict[str, Any]:
     """Project evaluation vs encoding alone of the same texts (same precision), alternated."""
-    from src.evaluation.callback import autocast_dtype
+    from src.evaluation.driver import autocast_dtype
 
     dtype = autocast_dtype(precision)
 

@@ -61,8 +61,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     from src.builders import build_encoder, load_eval_sets, tags
     from src.config import CORPUS_KINDS
-    from src.evaluation.callback import evaluate_sets, summary_table
-    from src.evaluation.exports import export_all
+    from src.evaluation import keys
+    from src.evaluation.artifacts import export_all
+    from src.evaluation.driver import evaluate_sets, summary_table
     from src.evaluation.retrieval import evaluate_corpus_sets, load_sets
     from src.runtime import setup_runtime
     from src.tracking import mlflow as tracking
@@ -127,11 +128,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if eval_sets:
         Console().print(summary_table(metrics, list(eval_sets)))
     for set_name in corpus_sets:
-        print("  ".join([set_name] + [f"{k.split('/', 2)[2]}={v:.4f}" for k, v in sorted(metrics.items())
-                                      if k.startswith(f"{set_name}/mono/") and k.count("/") == 2]))
+        mono = keys.macro_values(metrics, set_name, keys.MONO)
+        print("  ".join([set_name] + [f"{m}={v:.4f}" for m, v in mono.items()]))
     for set_name in eval_sets:
-        print(f"{set_name}: encoding {metrics[f'{set_name}/time/encode_s']:.1f}s, "
-              f"scoring {metrics[f'{set_name}/time/score_s']:.1f}s")
+        print(f"{set_name}: encoding {metrics[keys.time_key(set_name, 'encode')]:.1f}s, "
+              f"scoring {metrics[keys.time_key(set_name, 'score')]:.1f}s")
     print(f"MLflow run: {tracking.run_url(logger)}\nRun folder: {out_dir}")
     return metrics
 

@@ -48,7 +48,7 @@ from src.reporting.tables import (
 )
 
 if TYPE_CHECKING:
-    from src.evaluation.exports import PerQuery
+    from src.evaluation.artifacts.per_query import PerQuery
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
@@ -155,13 +155,13 @@ class PerQueryCache:
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        from src.evaluation.exports import load_per_query
+        from src.evaluation.artifacts.per_query import FILE_NAME, load_per_query
 
         key = (run.run_id, eval_set)
         if key not in self.cache:
             try:
                 local = mlflow.artifacts.download_artifacts(
-                    run_id=run.run_id, artifact_path=f"eval/{eval_set}/per_query.npz",
+                    run_id=run.run_id, artifact_path=f"eval/{eval_set}/{FILE_NAME}",
                     dst_path=str(self.workdir / run.run_id), tracking_uri=self.uri)
                 self.cache[key] = load_per_query(Path(local))
             except (MlflowException, OSError):
@@ -260,7 +260,8 @@ def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: lis
 def _write_plots(out_dir: Path, groups: dict, eval_sets: list[str], configs: list[str],
                  per_query: PerQueryLookup) -> None:
     """Grouped bars per set, α curves where a configuration has several α, side-by-side heatmaps per one."""
-    from src.evaluation.exports import PerQuery, grid_matrix
+    from src.evaluation.artifacts.grid_csv import grid_matrix
+    from src.evaluation.artifacts.per_query import PerQuery
     from src.reporting.tables import average_per_query
 
     for eval_set in eval_sets:

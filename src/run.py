@@ -27,7 +27,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from src import reliability, resume
     from src.builders import build_encoder, load_eval_sets, load_training_data, tags
     from src.data.datamodule import PairDataModule
-    from src.evaluation import provenance
+    from src.evaluation import keys, provenance
     from src.evaluation.callback import load_weights
     from src.evaluation.guard import zero_shot_tag
     from src.launch import inherited_run_id
@@ -94,7 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for key, cb_cfg in (cfg.callbacks or {}).items():
         if cb_cfg is None:  # switched off (e.g. early_stopping: null)
             continue
-        if data.val_set is None and (key == "val_retrieval" or str(cb_cfg.get("monitor", "")).startswith("val/")):
+        if data.val_set is None and (key == "val_retrieval" or keys.is_validation(str(cb_cfg.get("monitor", "")))):
             print(f"callbacks.{key}: off, there is no validation split (data.train.val_fraction=0 or a hub set); "
                   "the last weights are evaluated")
             continue

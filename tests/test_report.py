@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from src.evaluation.exports import PerQuery
+from src.evaluation.artifacts.per_query import PerQuery
 from src.reporting.stats import (
     cluster_sums,
     holm,
@@ -251,7 +251,7 @@ def test_per_language_table_layout() -> None:
 
 
 def test_plots_write_pngs(tmp_path) -> None:
-    from src.evaluation.exports import grid_matrix
+    from src.evaluation.artifacts.grid_csv import grid_matrix
     from src.reporting import plots
 
     runs = []

@@ -1,84 +1,19 @@
-"""Lightning callback: zero-shot grid evaluation at the end of training and every N steps."""
+"""Lightning adapters over the grid driver (driver.py) and artifacts/: zero-shot and validation hooks."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from rich.console import Console
-from rich.table import Table
 
 from src.data.lareqa import LareqaDataset
-from src.evaluation.grid import Embeddings, GridResult, encode_dataset, score_grid
-from src.evaluation.progress import progress
-
-AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "bf16-true": torch.bfloat16}
-
-
-def autocast_dtype(precision: str | int | None) -> torch.dtype | None:
-    """The autocast dtype matching a Lightning precision string (None for full precision)."""
-    return AUTOCAST.get(str(precision))
-
-
-def encode_with_progress(
-    encoder: Any, ds: LareqaDataset, batch_size: int, candidate_text: str, dtype: torch.dtype | None,
-    console: Console | None = None,
-) -> Embeddings:
-    """Encode one evaluation set once, with progress and ETA over all its texts (bar or log lines)."""
-    with progress(f"encoding {ds.name}", ds.num_questions + ds.num_candidates, console) as advance:
-
-        def encode(texts: Sequence[str], side: str, ctx: Sequence[str] | None) -> Any:
-            return encoder.encode(texts, side, ctx, batch_size=batch_size, autocast_dtype=dtype, on_batch=advance)
-
-        return encode_dataset(ds, encode, candidate_text)
-
-
-def evaluate_sets(
-    encoder: Any,
-    datasets: Mapping[str, LareqaDataset],
-    batch_size: int = 128,
-    candidate_text: str = "sentence",
-    precision: str | None = None,
-    console: Console | None = None,
-) -> tuple[dict[str, float], dict[str, GridResult], dict[str, Embeddings]]:
-    """Encode and score every evaluation set; returns flat metrics, per-query results and embeddings."""
-    metrics: dict[str, float] = {}
-    results: dict[str, GridResult] = {}
-    embeddings: dict[str, Embeddings] = {}
-    for name, ds in datasets.items():
-        t0 = time.perf_counter()
-        emb = encode_with_progress(encoder, ds, batch_size, candidate_text, autocast_dtype(precision), console)
-        t1 = time.perf_counter()
-        res = score_grid(ds, emb)
-        t2 = time.perf_counter()
-        results[name], embeddings[name] = res, emb
-        metrics.update(res.summary())
-        metrics[f"{name}/time/encode_s"] = t1 - t0
-        metrics[f"{name}/time/score_s"] = t2 - t1
-    return metrics, results, embeddings
-
-
-def summary_table(metrics: Mapping[str, float], names: Sequence[str]) -> Table:
-    """Rich table: one row per evaluation set and setting, macro-averaged metrics as columns."""
-    table = Table(title="zero-shot retrieval")
-    cols = ["map", "r1", "r10", "mrr", "ndcg10"]
-    table.add_column("set / setting")
-    for c in cols:
-        table.add_column(c, justify="right")
-    table.add_column("rank dist.", justify="right")
-    for name in names:
-        for setting in ("mono", "cross", "multi"):
-            bias = metrics.get(f"{name}/multi/rank_distance") if setting == "multi" else None
-            table.add_row(
-                f"{name} / {setting}",
-                *[f"{metrics.get(f'{name}/{setting}/{c}', float('nan')):.4f}" for c in cols],
-                "" if bias is None else f"{bias:.1f}",
-            )
-    return table
+from src.evaluation import keys
+from src.evaluation.driver import evaluate_sets, summary_table
+from src.evaluation.grid import Embeddings, GridResult
 
 
 class RetrievalEvalCallback(Callback):
@@ -132,7 +67,7 @@ class RetrievalEvalCallback(Callback):
 
     def export(self) -> None:
         """Write grid CSVs, heatmaps, TREC files and per-query metrics of the last evaluation."""
-        from src.evaluation.exports import export_all
+        from src.evaluation.artifacts import export_all
 
         if not self.export_dir or not self.last_results:
             return
@@ -172,7 +107,7 @@ def select_on_validation(trainer: Trainer) -> dict[str, Any] | None:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     for cb in trainer.checkpoint_callbacks:
-        if isinstance(cb, ModelCheckpoint) and str(cb.monitor or "").startswith("val/") and cb.best_model_path:
+        if isinstance(cb, ModelCheckpoint) and keys.is_validation(str(cb.monitor or "")) and cb.best_model_path:
             score = cb.best_model_score
             return {"checkpoint": cb.best_model_path, "monitor": cb.monitor,
                     "score": None if score is None else float(score)}
@@ -204,10 +139,9 @@ class ValidationRetrieval(Callback):
             return
         summary: dict[str, float] = {}
         if trainer.is_global_zero:
-            metrics, _, _ = evaluate_sets(module.encoder, {"val": self.dataset}, self.batch_size,
+            metrics, _, _ = evaluate_sets(module.encoder, {keys.VALIDATION: self.dataset}, self.batch_size,
                                           self.candidate_text, str(trainer.precision))
-            prefix = f"{self.dataset.name}/"  # the grid names keys by the set (mlqa_r_val/...): log them as val/...
-            summary = {"val/" + k.removeprefix(prefix): v for k, v in metrics.items()
-                       if k.count("/") == 2 and "/time/" not in k}
+            # The grid names keys by the set (mlqa_r_val/...): log them as val/... for the checkpoint monitors.
+            summary = keys.as_validation(metrics, self.dataset.name)
         summary = trainer.strategy.broadcast(summary, src=0)
         module.log_dict(summary, on_step=False, on_epoch=True, batch_size=1)

@@ -6,30 +6,17 @@ candidates of all languages, where every parallel answer sentence is relevant).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from src.data.lareqa import LareqaDataset
+from src.evaluation import keys
 from src.evaluation.metrics import mean_ignoring_missing, per_query_metrics, ranks_from_embeddings
 
 # Encodes texts of one side ("query"/"passage"), optionally with context segments, to (n, d) float32.
 EncodeFn = Callable[[Sequence[str], str, Sequence[str] | None], np.ndarray]
-KS = (1, 10)
-
-
-def metric_key(name: str) -> str:
-    """Metric name as logged: MLflow keys allow no '@', so `r@10` is logged as `r10`, `ndcg@10` as `ndcg10`.
-
-    The one convention for every evaluation kind: ir_measures names lose their '@' too (`nDCG@10` ->
-    `nDCG10`, `R@100` -> `R100`, `RR@10` -> `RR10`, `AP@1000` -> `AP1000`).
-    """
-    key = name.replace("@", "")
-    if not re.fullmatch(r"[\w\-. /:]+", key):
-        raise ValueError(f"metric name {name!r} has characters MLflow rejects in a key ({key!r})")
-    return key
 
 
 @dataclass
@@ -57,34 +44,34 @@ class GridResult:
         """Mean over a query language's queries in the pooled setting."""
         return mean_ignoring_missing(self.multi[q][metric])
 
-    def summary(self, metrics: Sequence[str] = ("map", "r@1", "r@10", "mrr", "ndcg@10")) -> dict[str, float]:
+    def summary(self, metrics: Sequence[str] = keys.GRID_METRICS) -> dict[str, float]:
         """Flat `{dataset}/{setting}/{metric}[/{lang or pair}]` keys: macro averages, rows, pairs, bias."""
         d, langs, out = self.dataset, self.languages, {}
         for m in metrics:
-            key = metric_key(m)
+            name = keys.logged_name(m)
             mono = [self.pair_mean(x, x, m)[0] for x in langs]
             cross_rows = []
             for x in langs:
-                out[f"{d}/mono/{key}/{x}-{x}"] = self.pair_mean(x, x, m)[0]
+                out[keys.key(d, keys.MONO, name, keys.pair(x, x))] = self.pair_mean(x, x, m)[0]
                 row = []
                 for y in langs:
                     if y != x:
                         value = self.pair_mean(x, y, m)[0]
-                        out[f"{d}/cross/{key}/{x}-{y}"] = value
+                        out[keys.key(d, keys.CROSS, name, keys.pair(x, y))] = value
                         row.append(value)
-                out[f"{d}/cross/{key}/{x}"] = float(np.nanmean(row)) if row else float("nan")
-                cross_rows.append(out[f"{d}/cross/{key}/{x}"])
-                out[f"{d}/multi/{key}/{x}"] = self.multi_mean(x, m)[0]
-            out[f"{d}/mono/{key}"] = float(np.nanmean(mono))
-            out[f"{d}/cross/{key}"] = float(np.nanmean(cross_rows)) if len(langs) > 1 else float("nan")
-            out[f"{d}/multi/{key}"] = float(np.nanmean([out[f"{d}/multi/{key}/{x}"] for x in langs]))
-        for x in langs:
-            out[f"{d}/multi/rank_distance/{x}"] = self.multi_mean(x, "rank_distance")[0]
-        out[f"{d}/multi/rank_distance"] = float(np.nanmean([out[f"{d}/multi/rank_distance/{x}"] for x in langs]))
-        out[f"{d}/cross/missing_queries"] = float(
+                cross_rows.append(float(np.nanmean(row)) if row else float("nan"))
+                out[keys.key(d, keys.CROSS, name, x)] = cross_rows[-1]
+                out[keys.key(d, keys.MULTI, name, x)] = self.multi_mean(x, m)[0]
+            out[keys.key(d, keys.MONO, name)] = float(np.nanmean(mono))
+            out[keys.key(d, keys.CROSS, name)] = float(np.nanmean(cross_rows)) if len(langs) > 1 else float("nan")
+            out[keys.key(d, keys.MULTI, name)] = float(np.nanmean([self.multi_mean(x, m)[0] for x in langs]))
+        bias = [self.multi_mean(x, keys.RANK_DISTANCE)[0] for x in langs]
+        out.update({keys.key(d, keys.MULTI, keys.RANK_DISTANCE, x): v for x, v in zip(langs, bias)})
+        out[keys.key(d, keys.MULTI, keys.RANK_DISTANCE)] = float(np.nanmean(bias))
+        out[keys.key(d, keys.CROSS, keys.MISSING_QUERIES)] = float(
             sum(self.pair_mean(x, y, "map")[1] for x in langs for y in langs if x != y)
         )
-        out[f"{d}/multi/missing_queries"] = float(sum(self.multi_mean(x, "map")[1] for x in langs))
+        out[keys.key(d, keys.MULTI, keys.MISSING_QUERIES)] = float(sum(self.multi_mean(x, "map")[1] for x in langs))
         return out
 
 
@@ -126,23 +113,16 @@ def encode_dataset(dataset: LareqaDataset, encode: EncodeFn, candidate_text: str
     return Embeddings(questions, candidates)
 
 
-def score_grid(dataset: LareqaDataset, emb: Embeddings, ks: Sequence[int] = KS) -> GridResult:
+def score_grid(dataset: LareqaDataset, emb: Embeddings, ks: Sequence[int] = keys.RECALL_CUTOFFS) -> GridResult:
     """Rank relevant candidates for all L*L pairs and the pooled setting, reusing the embeddings."""
     langs = dataset.languages
     result = GridResult(dataset=dataset.name, languages=langs)
     for x in langs:
         for y in langs:
             ranks = ranks_from_embeddings(emb.questions[x], emb.candidates[y], relevance(dataset, x, [y]))
-            result.pairs[(x, y)] = per_query_metrics(ranks, ks=ks)
+            result.pairs[(x, y)] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
     pool = np.concatenate([emb.candidates[y] for y in langs], axis=0)
     for x in langs:
         ranks = ranks_from_embeddings(emb.questions[x], pool, relevance(dataset, x, langs))
-        result.multi[x] = per_query_metrics(ranks, ks=ks)
+        result.multi[x] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
     return result
-
-
-def evaluate_dataset(
-    dataset: LareqaDataset, encode: EncodeFn, candidate_text: str = "sentence", ks: Sequence[int] = KS
-) -> GridResult:
-    """Encode once, then score every setting of one evaluation set."""
-    return score_grid(dataset, encode_dataset(dataset, encode, candidate_text), ks)

@@ -6,8 +6,10 @@ Embeddings are L2-normalised, so inner product = cosine. `eval.index` picks the 
 - `ivf`: `IVF{nlist},Flat`, k-means trained on a sample, `nprobe` lists scanned per query;
 - `hnsw`: `HNSW{m},Flat` graph, `efSearch` candidates kept per query (`efConstruction` while building).
 
-The flat and IVF indexes move to the GPUs when faiss-gpu finds one (`faiss.get_num_gpus() > 0`);
-FAISS has no GPU HNSW, so that one stays on the CPU.
+The flat and IVF indexes move to the GPUs when faiss-gpu finds one (`faiss.get_num_gpus() > 0`) and the
+searches ask for at most GPU_MAX_K neighbours (`on_gpu`); FAISS has no GPU HNSW, so that one stays on the CPU.
+This is the project's one FAISS path: the corpus kinds (retrieval.py) and the LAReQA TREC runs
+(artifacts/trec.py) both build and search through it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import faiss
 import numpy as np
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
+# FAISS GPU search selects at most this many neighbours per query (2048 on recent CUDA builds, 1024 on older).
+GPU_MAX_K = 1024
 
 
 def _positive_int(value: object) -> bool:
@@ -55,6 +59,12 @@ class IndexSpec:
         """The spec an `eval` config section describes, with field overrides (e.g. `kind="flat"`)."""
         fields = {name: getattr(eval_cfg, key) for name, key in CONFIG_KEYS.items()}
         return cls(**{**fields, "seed": seed, **overrides})
+
+    @classmethod
+    def exact(cls, use_gpu: bool = True) -> IndexSpec:
+        """An exact flat index outside the `eval` config (TREC runs): the knobs of the other kinds do not apply."""
+        return cls(kind="flat", nlist=None, nprobe=1, hnsw_m=1, ef_construction=1, ef_search=1, train_size=None,
+                   use_gpu=use_gpu)
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
@@ -92,6 +102,15 @@ def gpu_available() -> bool:
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
 
+def on_gpu(spec: IndexSpec, k: int | None = None) -> bool:
+    """Whether an index of `spec` searched for up to `k` neighbours (None: not known) goes to the GPUs.
+
+    Asked for, a kind FAISS has on the GPU (not HNSW), a GPU seen, and k within the GPU's selection limit:
+    above GPU_MAX_K the GPU search fails, so such an index stays on the CPU.
+    """
+    return spec.use_gpu and spec.kind != "hnsw" and gpu_available() and (k is None or k <= GPU_MAX_K)
+
+
 def _as_float32(x: np.ndarray) -> np.ndarray:
     """C-contiguous float32, the only layout FAISS accepts (float16 shards are widened here)."""
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -111,11 +130,12 @@ def sample_rows(shards: Iterable[np.ndarray], n_total: int, size: int, seed: int
 
 
 def build_index(spec: IndexSpec, dim: int, shards: Callable[[], Iterable[np.ndarray]] | np.ndarray,
-                n_total: int | None = None) -> faiss.Index:
+                n_total: int | None = None, k: int | None = None) -> faiss.Index:
     """Build an inner-product index and add the vectors shard by shard (never one (n, d) copy in memory).
 
     `shards` is an (n, d) array or a zero-argument callable returning a fresh iterator over (rows, d)
-    shards: IVF reads the vectors twice (training sample, then adding).
+    shards: IVF reads the vectors twice (training sample, then adding). `k`, the most neighbours any
+    search will ask for, decides with the spec whether the index goes to the GPUs (`on_gpu`).
     """
     if isinstance(shards, np.ndarray):
         array = shards
@@ -127,7 +147,7 @@ def build_index(spec: IndexSpec, dim: int, shards: Callable[[], Iterable[np.ndar
         faiss.downcast_index(index).hnsw.efConstruction = spec.ef_construction
     if spec.kind == "ivf":
         index.train(sample_rows(shards(), n_total, spec.train_rows_for(n_total), spec.seed))
-    if spec.use_gpu and spec.kind != "hnsw" and gpu_available():
+    if on_gpu(spec, k):
         index = faiss.index_cpu_to_all_gpus(index)
     for shard in shards():
         index.add(_as_float32(shard))
@@ -156,6 +176,12 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, batch_size: int = 40
     return scores, ids
 
 
+def order_ties_by_id(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by (-score, id): the grid's tie-break (metrics.py), where FAISS leaves equal scores unordered."""
+    order = np.lexsort((ids, -scores), axis=-1)
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+
 def exact_topk(queries: np.ndarray, shards: Iterable[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k inner-product search streamed over shards, merging each shard's top-k.
 
@@ -175,9 +201,7 @@ def exact_topk(queries: np.ndarray, shards: Iterable[np.ndarray], k: int) -> tup
             part = np.broadcast_to(np.arange(s.shape[1]), s.shape)
         cand_s = np.concatenate([best_s, np.take_along_axis(s, part, axis=1)], axis=1)
         cand_i = np.concatenate([best_i, part + offset], axis=1)
-        # lexsort: primary key -score, secondary key id, so equal scores keep the lower corpus id first.
-        order = np.lexsort((cand_i, -cand_s), axis=1)[:, :k]
-        best_s, best_i = np.take_along_axis(cand_s, order, axis=1), np.take_along_axis(cand_i, order, axis=1)
+        best_s, best_i = (a[:, :k] for a in order_ties_by_id(cand_s, cand_i))
         offset += s.shape[1]
     if best_s.shape[1] < k:  # fewer vectors than k: pad like FAISS does
         pad = k - best_s.shape[1]

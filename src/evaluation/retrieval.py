@@ -1,9 +1,10 @@
 """Evaluation of corpus kinds (beir, miracl): encode queries, encode the corpus, search an index, score.
 
-Metric keys: `{dataset}/mono/{metric}` (ir_measures names through `metric_key`: `nDCG@10` -> `nDCG10`);
-MIRACL adds one row per language `{dataset}/mono/{metric}/{lang}`, and the unsuffixed key is the macro
-mean over languages. An approximate index also reports `{dataset}/index/recall100_vs_exact`: the mean
-fraction of the exact top 100 it returned, on a sample of queries.
+Metric keys (src/evaluation/keys.py): `{dataset}/mono/{metric}` (ir_measures names through
+`keys.logged_name`: `nDCG@10` -> `nDCG10`); MIRACL adds one row per language `{dataset}/mono/{metric}/{lang}`,
+and the unsuffixed key is the macro mean over languages. An approximate index also reports
+`{dataset}/index/recall100_vs_exact`: the mean fraction of the exact top 100 it returned, on a sample of
+queries.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import numpy as np
 from lightning.pytorch import Trainer
 
 from src.data.beir import RetrievalSet
+from src.evaluation import keys
+from src.evaluation.artifacts.trec import write_run
 from src.evaluation.corpus import encode_corpus
-from src.evaluation.grid import metric_key
 from src.evaluation.index import IndexSpec, build_index, exact_topk, recall_vs_exact, search
 from src.evaluation.metrics import mean_ignoring_missing, parse_measure, topk_metrics
 
@@ -59,15 +61,9 @@ class RunResult:
     search_s: float
 
     def write_trec(self, path: Path, tag: str = "xlir") -> Path:
-        """The run in TREC format (`qid Q0 docid rank score tag`), every retrieved passage."""
-        docs = self.data.doc_ids(self.ids)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            for qid, row_docs, row_ids, row_scores in zip(self.data.query_ids, docs, self.ids, self.scores):
-                for rank, (doc, i, s) in enumerate(zip(row_docs, row_ids, row_scores), 1):
-                    if i >= 0:
-                        fh.write(f"{qid} Q0 {doc} {rank} {float(s):.6f} {tag}\n")
-        return path
+        """The run in TREC format (artifacts/trec.py), every retrieved passage (ids -1: fewer found)."""
+        return write_run(path, self.data.query_ids, self.data.doc_ids(self.ids), self.scores, tag,
+                         keep=self.ids >= 0)
 
 
 def evaluate_corpus(data: RetrievalSet, encoder: Any, trainer: Trainer, settings: CorpusEvalSettings,
@@ -81,7 +77,8 @@ def evaluate_corpus(data: RetrievalSet, encoder: Any, trainer: Trainer, settings
     queries = encoder.encode(data.queries, "query", batch_size=settings.batch_size,
                              autocast_dtype=settings.autocast_dtype)
     t1 = time.perf_counter()
-    index = build_index(settings.index, store.dim, store.shards, store.n_rows)
+    # The deepest search on this index decides whether it fits on the GPU (index.on_gpu).
+    index = build_index(settings.index, store.dim, store.shards, store.n_rows, max(settings.depth, EXACT_CHECK_K))
     scores, ids = search(index, queries, settings.depth)
     per_query = topk_metrics(ids, data.rel, data.grades, settings.measures)
     check = None
@@ -99,20 +96,20 @@ def summarize(name: str, runs: Mapping[str | None, RunResult], measures: Sequenc
     out: dict[str, float] = {}
     per_lang = len(runs) > 1 or next(iter(runs)) is not None
     for m in measures:
-        key = f"{name}/mono/{metric_key(m)}"
+        metric = keys.logged_name(m)
         values = {lang: mean_ignoring_missing(r.per_query[m])[0] for lang, r in runs.items()}
         if per_lang:
-            out.update({f"{key}/{lang}": v for lang, v in values.items()})
-        out[key] = float(np.nanmean(list(values.values())))
+            out.update({keys.key(name, keys.MONO, metric, lang): v for lang, v in values.items()})
+        out[keys.key(name, keys.MONO, metric)] = float(np.nanmean(list(values.values())))
     checks = {lang: r.recall_vs_exact for lang, r in runs.items() if r.recall_vs_exact is not None}
     if checks:
-        key = f"{name}/index/{metric_key(f'recall@{EXACT_CHECK_K}')}_vs_exact"
+        metric = keys.logged_name(f"recall@{EXACT_CHECK_K}") + "_vs_exact"
         if per_lang:
-            out.update({f"{key}/{lang}": v for lang, v in checks.items()})
-        out[key] = float(np.mean(list(checks.values())))
-    out[f"{name}/mono/queries"] = float(sum(len(r.data.query_ids) for r in runs.values()))
-    out[f"{name}/time/encode_s"] = sum(r.encode_s for r in runs.values())
-    out[f"{name}/time/search_s"] = sum(r.search_s for r in runs.values())
+            out.update({keys.key(name, keys.INDEX, metric, lang): v for lang, v in checks.items()})
+        out[keys.key(name, keys.INDEX, metric)] = float(np.mean(list(checks.values())))
+    out[keys.key(name, keys.MONO, keys.QUERIES)] = float(sum(len(r.data.query_ids) for r in runs.values()))
+    out[keys.time_key(name, "encode")] = sum(r.encode_s for r in runs.values())
+    out[keys.time_key(name, "search")] = sum(r.search_s for r in runs.values())
     return out
 
 
@@ -132,7 +129,7 @@ def load_sets(name: str, spec: Any, cache_dir: str | Path) -> dict[str | None, R
 
 def settings_from_config(cfg: Any, precision: str) -> CorpusEvalSettings:
     """CorpusEvalSettings from the composed config (`eval.*`, `paths.cache_dir`, `seed`) and the resolved precision."""
-    from src.evaluation.callback import autocast_dtype
+    from src.evaluation.driver import autocast_dtype
 
     e = cfg.eval
     spec = IndexSpec.from_config(e, seed=cfg.seed)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from src.evaluation import keys
+
 CARD_FILE = "README.md"
-CARD_METRICS = ("map", "r1", "r10", "mrr", "ndcg10")  # macro keys `{set}/{setting}/{metric}` of the grid
-SETTINGS = ("mono", "cross", "multi")
+CARD_METRICS = tuple(keys.logged_name(m) for m in keys.GRID_METRICS)  # the grid's macro metrics, as logged
 POOLING_TEXT = {"mean": "mean of the token states", "cls": "the [CLS] state", "pooler": "[CLS] + dense + tanh (pooler)"}
 
 
@@ -58,14 +59,11 @@ class ModelCard:
         from src.reporting.tables import markdown
 
         rows = []
-        for name in self.eval_sets:
-            for setting in SETTINGS:
-                values = [self.metrics.get(f"{name}/{setting}/{m}", math.nan) for m in CARD_METRICS]
-                if all(math.isnan(v) for v in values):
-                    continue
-                bias = self.metrics.get(f"{name}/multi/rank_distance") if setting == "multi" else None
-                rows.append([f"{name} / {setting}", *(f"{v:.4f}" for v in values),
-                             "" if bias is None else f"{bias:.1f}"])
+        for name, setting, values, bias in keys.summary_rows(self.metrics, self.eval_sets):
+            if all(math.isnan(v) for v in values):
+                continue
+            rows.append([f"{name} / {setting}", *(f"{v:.4f}" for v in values),
+                         "" if bias is None else f"{bias:.1f}"])
         return markdown(["set / setting", *CARD_METRICS, "rank distance"], rows) if rows else ""
 
     def render(self) -> str:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from src.evaluation import keys
+
 DEFAULT_TASKS = ("XQuAD-R-pooled",)
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # Logged as the mean over subsets (MTEB reports ~100 metrics a task; all of them stay in the JSON artifact).
@@ -170,11 +172,11 @@ def flat_scores(task_results: Sequence[Any]) -> dict[str, float]:
     for tr in task_results:
         rows = [row for split in tr.scores.values() for row in split]
         for key in sorted({k for row in rows for k in row if k.startswith(LOGGED_FAMILIES)}):
-            out[f"mteb/{tr.task_name}/{key}"] = mean_score(rows, key)
+            out[keys.mteb_key(tr.task_name, key)] = mean_score(rows, key)
         subsets = sorted({row["hf_subset"] for row in rows})
         for subset in subsets if len(subsets) > 1 else ():
             for key in SUBSET_METRICS:
-                out[f"mteb/{tr.task_name}/{key}/{subset}"] = mean_score(
+                out[keys.mteb_key(tr.task_name, key, subset)] = mean_score(
                     [row for row in rows if row["hf_subset"] == subset], key)
     return {k: v for k, v in out.items() if v is not None}
 
@@ -239,10 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = evaluate(source.model, tasks, args.batch_size)
     scores = flat_scores(results)
     for tr in results:
-        main_key = f"mteb/{tr.task_name}/main_score"
-        subsets = "  ".join(f"{k.rsplit('/', 1)[1]}={v:.4f}" for k, v in scores.items()
-                            if k.startswith(main_key + "/"))
-        print(f"{tr.task_name}: main score {scores.get(main_key, math.nan):.4f}  {subsets}")
+        main = scores.get(keys.mteb_key(tr.task_name, "main_score"), math.nan)
+        per_subset = keys.mteb_subsets(scores, tr.task_name, "main_score")
+        subsets = "  ".join(f"{subset}={v:.4f}" for subset, v in per_subset.items())
+        print(f"{tr.task_name}: main score {main:.4f}  {subsets}")
     if not args.no_log:
         run_id = log_scores(uri, args.experiment, source, scores, results)
         print(f"MLflow run: {uri} run={run_id}")

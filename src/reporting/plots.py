@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from src.reporting.stats import SETTINGS, mean_ci
+from src.evaluation import keys
+from src.reporting.stats import mean_ci
 from src.reporting.tables import RunRecord
 
 
@@ -32,16 +33,17 @@ def _save(fig, path: Path) -> Path:
 
 def bars(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set: str, path: Path) -> Path:
     """mono / cross / multi mAP, one bar per (model, sampling) in each setting, whiskers = 95% CI over seeds."""
-    fig = _figure(max(6.0, 1.2 + 0.5 * len(groups) * len(SETTINGS) / 2), 4.0)
+    fig = _figure(max(6.0, 1.2 + 0.5 * len(groups) * len(keys.SETTINGS) / 2), 4.0)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(groups))
-    x = np.arange(len(SETTINGS))
+    x = np.arange(len(keys.SETTINGS))
     for i, (g, runs) in enumerate(groups.items()):
-        stats = [mean_ci([r.metrics.get(f"{eval_set}/{s}/map", math.nan) for r in runs]) for s in SETTINGS]
+        stats = [mean_ci([r.metrics.get(keys.key(eval_set, s, "map"), math.nan) for r in runs])
+                 for s in keys.SETTINGS]
         means = [m for m, _ in stats]
         errs = [0.0 if not math.isfinite(c) else c for _, c in stats]
         ax.bar(x - 0.4 + width * (i + 0.5), means, width, yerr=errs, capsize=3, label=" / ".join(g))
-    ax.set_xticks(x, SETTINGS)
+    ax.set_xticks(x, keys.SETTINGS)
     ax.set_ylabel("mAP")
     ax.set_title(f"{eval_set}: mAP per setting (mean ± 95% CI over seeds)")
     ax.legend(fontsize=8, ncols=2)
@@ -54,8 +56,8 @@ def alpha_curve(runs: Sequence[RunRecord], eval_set: str, path: Path,
     fig = _figure(6.5, 4.0)
     ax = fig.add_subplot()
     alphas = sorted({r.alpha for r in runs if r.alpha is not None})
-    for k, setting in enumerate(SETTINGS):
-        key = f"{eval_set}/{setting}/map"
+    for k, setting in enumerate(keys.SETTINGS):
+        key = keys.key(eval_set, setting, "map")
         stats = [mean_ci([r.metrics.get(key, math.nan) for r in runs if r.alpha == a]) for a in alphas]
         mean = np.array([m for m, _ in stats])
         ci = np.array([0.0 if not math.isfinite(c) else c for _, c in stats])
@@ -75,7 +77,7 @@ def alpha_curve(runs: Sequence[RunRecord], eval_set: str, path: Path,
 
 def heatmaps(grids: Mapping[str, tuple[np.ndarray, Sequence[str], Sequence[str]]], title: str, path: Path) -> Path:
     """Side-by-side mAP grids (query rows × candidate columns + multi), one panel per sampler, one colour scale."""
-    from src.evaluation.exports import heatmap_cmap
+    from src.evaluation.artifacts.heatmap import heatmap_cmap
 
     n = len(grids)
     first = next(iter(grids.values()))

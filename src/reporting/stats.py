@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-SETTINGS = ("mono", "cross", "multi")
+from src.evaluation import keys
+
 # Seeds needed before the report tests anything: 2 seeds leave 1 df for the seed variance (t_1, Cauchy).
 MIN_SEEDS = 3
 # Weight of the question part in the Satterthwaite degrees of freedom (module docstring); 1 = plain Welch.
@@ -71,26 +72,24 @@ def query_contributions(arrays: Mapping[str, np.ndarray], languages: Sequence[st
                         metric: str = "map") -> np.ndarray:
     """Each query's share of the setting's macro average, so that their sum *is* the macro average.
 
-    Keys as in `per_query.npz` (`mono/de-de/map`, `cross/de-zh/map`, `multi/de/map`). The macro average is the
-    mean over query languages of the mean over that language's pairs of the mean over queries (NaN =
-    query without a relevant candidate, left out as the grid does); a cross query's share sums over its
-    target languages. Returns a vector over all queries, languages concatenated in order; left-out queries
-    contribute 0.
+    Array names as in `per_query.npz` (src/evaluation/artifacts/per_query.py: `mono/de-de/map`,
+    `cross/de-zh/map`, `multi/de/map`). The macro average is the mean over query languages of the mean over
+    that language's pairs of the mean over queries (NaN = query without a relevant candidate, left out as
+    the grid does); a cross query's share sums over its target languages. Returns a vector over all queries,
+    languages concatenated in order; left-out queries contribute 0.
     """
-    if setting not in SETTINGS:
-        raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
+    if setting not in keys.SETTINGS:
+        raise ValueError(f"setting must be one of {keys.SETTINGS}, got {setting!r}")
     per_lang = []
     for x in languages:
-        if setting == "multi":
-            keys = [f"multi/{x}/{metric}"]
-        elif setting == "mono":
-            keys = [f"mono/{x}-{x}/{metric}"]
+        if setting == keys.MULTI:
+            names = [keys.array_key(keys.MULTI, x, metric)]
         else:
-            keys = [f"cross/{x}-{y}/{metric}" for y in languages if y != x]
-        missing = [k for k in keys if k not in arrays]
+            names = [keys.pair_array_key(x, y, metric) for y in languages if keys.pair_setting(x, y) == setting]
+        missing = [k for k in names if k not in arrays]
         if missing:
             raise KeyError(f"per-query arrays lack {missing[0]!r} (have e.g. {sorted(arrays)[:3]})")
-        pairs = [np.asarray(arrays[k], dtype=np.float64) for k in keys]
+        pairs = [np.asarray(arrays[k], dtype=np.float64) for k in names]
         valid = [p for p in pairs if np.isfinite(p).any()]
         share = np.zeros_like(pairs[0]) if pairs else np.zeros(0)
         for p in valid:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from src.evaluation import keys
 from src.reporting.stats import (
     MIN_SEEDS,
-    SETTINGS,
     cluster_sums,
     holm,
     mean_ci,
@@ -32,13 +32,12 @@ from src.reporting.stats import (
 )
 
 if TYPE_CHECKING:
-    from src.evaluation.exports import PerQuery
+    from src.evaluation.artifacts.per_query import PerQuery
 
 ALPHA_LEVEL = 0.05
-# Columns of the macro table per evaluation set: (metric key suffix, per-query setting, per-query metric).
-MACRO_COLUMNS = (("mono/map", "mono", "map"), ("cross/map", "cross", "map"), ("multi/map", "multi", "map"),
-                 ("multi/rank_distance", "multi", "rank_distance"))
-LOWER_IS_BETTER = ("rank_distance",)  # bias: fewer ranks between a query's relevant passages is better
+# Columns of the macro table per evaluation set: (setting, metric), the same in the runs' metrics and per-query arrays.
+MACRO_COLUMNS = ((keys.MONO, "map"), (keys.CROSS, "map"), (keys.MULTI, "map"), (keys.MULTI, keys.RANK_DISTANCE))
+LOWER_IS_BETTER = (keys.RANK_DISTANCE,)  # bias: fewer ranks between a query's relevant passages is better
 # Flattened MLflow params (fnmatch patterns) that do not define the experiment: left out of the configuration
 # fingerprint. Every other param must agree for runs to share a row or be compared.
 EXCLUDED_PARAMS = (
@@ -104,13 +103,13 @@ class Comparison:
         """The better sampler when the difference is significant, else None."""
         if not self.significant:
             return None
-        lower = self.column.rsplit("/", 1)[-1] in LOWER_IS_BETTER
+        lower = keys.parse(self.column).metric in LOWER_IS_BETTER
         return self.a if (self.mean_a < self.mean_b) == lower else self.b
 
 
 def columns(eval_sets: Sequence[str]) -> list[str]:
     """Macro-table metric keys: mono / cross / multi mAP and the rank-distance bias per evaluation set."""
-    return [f"{s}/{suffix}" for s in eval_sets for suffix, _, _ in MACRO_COLUMNS]
+    return [keys.key(s, setting, metric) for s in eval_sets for setting, metric in MACRO_COLUMNS]
 
 
 def seed_key(seed: str) -> tuple[int, float, str]:
@@ -153,9 +152,9 @@ def _configurations(runs: Sequence[RunRecord]) -> list[tuple[str, tuple, str, di
             out.append((model, prints[0], model, {}))
             continue
         dicts = [dict(fp) for fp in prints]
-        keys = sorted({k for d in dicts for k in d if len({e.get(k, "<unset>") for e in dicts}) > 1})
+        differing = sorted({k for d in dicts for k in d if len({e.get(k, "<unset>") for e in dicts}) > 1})
         for fp, d in zip(prints, dicts):
-            diff = {k: d.get(k, "<unset>") for k in keys}
+            diff = {k: d.get(k, "<unset>") for k in differing}
             text = ", ".join(f"{k}={v}" for k, v in diff.items())
             digest = hashlib.sha1(repr(fp).encode()).hexdigest()[:6]
             out.append((model, fp, f"{model}[{text}]" if len(text) <= _LABEL_MAX else f"{model}#{digest}", diff))
@@ -203,7 +202,7 @@ def best_rows(cells: Mapping[tuple[str, str], tuple[float, float]], column: str)
     finite = {k: v[0] for k, v in cells.items() if math.isfinite(v[0])}
     if len(finite) < 2:  # a single row is trivially best: mark nothing
         return set()
-    pick = min if column.rsplit("/", 1)[-1] in LOWER_IS_BETTER else max
+    pick = min if keys.parse(column).metric in LOWER_IS_BETTER else max
     best = pick(finite.values())
     return {k for k, v in finite.items() if v == best}
 
@@ -223,7 +222,6 @@ def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequen
     (stats.seed_cluster_test on the seed x question differences); otherwise its Comparison has p = NaN and
     a note saying why.
     """
-    by_column = {c: next((s, m) for suffix, s, m in MACRO_COLUMNS if c.endswith("/" + suffix)) for c in cols}
     questions: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}  # the same for every column of a set
     cache: dict[tuple[str, str, str, str], Clustered | None] = {}
 
@@ -244,8 +242,8 @@ def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequen
 
     out: list[Comparison] = []
     for column in cols:
-        eval_set = column.split("/", 1)[0]
-        setting, metric = by_column[column]
+        parsed = keys.parse(column)
+        eval_set, setting, metric = parsed.dataset, parsed.setting, parsed.metric
         for config in sorted({c for c, _ in groups}):
             samplers = [s for c, s in groups if c == config]
             for a, b in itertools.combinations(samplers, 2):
@@ -362,17 +360,17 @@ def per_language_table(groups: Mapping[tuple[str, str], list[RunRecord]], model:
     """The paper's Tables 3-8: rows = query languages + Mean, blocks Mono / Cross / Multi, one column per sampler."""
     samplers = [s for m, s in groups if m == model]
     runs = [r for s in samplers for r in groups[model, s]]
-    langs = sorted({k.rsplit("/", 1)[-1].split("-")[0] for r in runs for k in r.metrics
-                    if k.startswith(f"{eval_set}/mono/{metric}/")})
-    header = ["query lang", *(f"{st} {s}" for st in SETTINGS for s in samplers)]
+    found = (keys.maybe_parse(k) for r in runs for k in r.metrics)
+    langs = sorted({k.query_language for k in found if k is not None and k.group is not None
+                    and (k.dataset, k.setting, k.metric) == (eval_set, keys.MONO, metric)})
+    header = ["query lang", *(f"{st} {s}" for st in keys.SETTINGS for s in samplers)]
     rows = []
     for lang in [*langs, "Mean"]:
         row = [lang]
-        for setting in SETTINGS:
-            keys = {s: (f"{eval_set}/{setting}/{metric}" if lang == "Mean" else
-                        f"{eval_set}/{setting}/{metric}/{lang}-{lang}" if setting == "mono" else
-                        f"{eval_set}/{setting}/{metric}/{lang}") for s in samplers}
-            block = {s: mean_ci([r.metrics.get(keys[s], math.nan) for r in groups[model, s]])[0] for s in samplers}
+        for setting in keys.SETTINGS:
+            key = (keys.key(eval_set, setting, metric) if lang == "Mean" else
+                   keys.language_key(eval_set, setting, metric, lang))
+            block = {s: mean_ci([r.metrics.get(key, math.nan) for r in groups[model, s]])[0] for s in samplers}
             finite = [v for v in block.values() if math.isfinite(v)]
             best = max(finite) if len(finite) > 1 else math.nan  # nothing to mark with one sampler
             row += [f"**{v:.3f}**" if v == best else fmt(v, math.nan) for v in block.values()]

@@ -88,6 +88,10 @@ def test_hand_worked_per_language_and_macro(miracl_dir: Path, tmp_path: Path) ->
     assert m["miracl/mono/nDCG10"] == pytest.approx((m["miracl/mono/nDCG10/sw"] + m["miracl/mono/nDCG10/fi"]) / 2)
     assert m["miracl/mono/R100/sw"] == pytest.approx(1 / 3) and m["miracl/mono/R100/fi"] == 1.0
     assert m["miracl/mono/queries"] == 4.0
+    # The run file goes through the one TREC writer (src/evaluation/artifacts/trec.py): `%.9g` scores, no -1 padding.
+    lines = runs["sw"].write_trec(tmp_path / "trec" / "sw.trec").read_text(encoding="utf-8").splitlines()
+    assert lines[:3] == ["101 Q0 sw-2#0 1 0 xlir", "101 Q0 sw-0#0 2 0 xlir", "101 Q0 sw-1#0 3 0 xlir"]
+    assert lines[3:] == ["102 Q0 sw-0#0 1 0 xlir", "102 Q0 sw-5#0 2 0 xlir", "103 Q0 sw-4#0 1 0 xlir"]
 
 
 def test_offline_hub_download_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -11,8 +11,19 @@ from ir_measures import AP, RR, R, nDCG
 from omegaconf import OmegaConf
 
 from bench.ann import sample_embeddings
-from src.evaluation.grid import metric_key
-from src.evaluation.index import IndexSpec, build_index, exact_topk, recall_vs_exact, sample_rows, search
+from src.evaluation import index as index_module
+from src.evaluation.index import (
+    GPU_MAX_K,
+    IndexSpec,
+    build_index,
+    exact_topk,
+    on_gpu,
+    order_ties_by_id,
+    recall_vs_exact,
+    sample_rows,
+    search,
+)
+from src.evaluation.keys import logged_name
 from src.evaluation.metrics import (
     average_precision_at_k,
     ndcg_at_k_topk,
@@ -57,10 +68,10 @@ def test_measure_names_and_keys() -> None:
     for bad in ("ndcg@10", "R@0", "P@5", "nDCG"):
         with pytest.raises(ValueError, match="expected <name>@<cut-off>"):
             parse_measure(bad)
-    assert [metric_key(m) for m in ("nDCG@10", "R@100", "RR@10", "AP@1000")] == ["nDCG10", "R100", "RR10", "AP1000"]
-    assert metric_key("recall@100") + "_vs_exact" == "recall100_vs_exact"
+    assert [logged_name(m) for m in ("nDCG@10", "R@100", "RR@10", "AP@1000")] == ["nDCG10", "R100", "RR10", "AP1000"]
+    assert logged_name("recall@100") + "_vs_exact" == "recall100_vs_exact"
     with pytest.raises(ValueError, match="MLflow rejects"):
-        metric_key("nDCG@10(x)")
+        logged_name("nDCG@10(x)")
 
 
 def test_matches_ir_measures_on_the_same_run() -> None:
@@ -138,3 +149,24 @@ def test_approximate_indexes_reach_095_recall_on_20k(spec: IndexSpec) -> None:
     assert index.ntotal == 20_000
     _, approx = search(index, queries, 100)
     assert recall_vs_exact(approx, exact, 100) >= 0.95
+
+
+def test_gpu_rule_is_one_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """on_gpu: asked for, a GPU kind, a GPU seen, and no search deeper than the GPU's selection limit."""
+    monkeypatch.setattr(index_module, "gpu_available", lambda: True)
+    exact = IndexSpec.exact()
+    assert exact.kind == "flat" and exact.use_gpu and exact.factory_string(10) == "Flat"
+    assert on_gpu(exact) and on_gpu(exact, GPU_MAX_K) and not on_gpu(exact, GPU_MAX_K + 1)
+    assert not on_gpu(IndexSpec.exact(use_gpu=False), 10)
+    ivf, hnsw = (IndexSpec.from_config(EVAL_CFG, kind=kind, use_gpu=True) for kind in ("ivf", "hnsw"))
+    assert on_gpu(ivf, 100) and not on_gpu(hnsw, 100)  # FAISS has no GPU HNSW
+    monkeypatch.setattr(index_module, "gpu_available", lambda: False)
+    assert not on_gpu(exact, 10)
+
+
+def test_ties_ordered_by_lower_id() -> None:
+    scores = np.array([[0.5, 0.9, 0.5, 0.5], [0.1, 0.1, 0.2, -np.inf]], dtype=np.float32)
+    ids = np.array([[7, 3, 2, 9], [5, 4, 8, -1]])
+    s, i = order_ties_by_id(scores, ids)
+    np.testing.assert_array_equal(i, [[3, 2, 7, 9], [8, 4, 5, -1]])
+    np.testing.assert_array_equal(s, np.array([[0.9, 0.5, 0.5, 0.5], [0.2, 0.1, 0.1, -np.inf]], dtype=np.float32))

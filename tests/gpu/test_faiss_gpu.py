@@ -1,4 +1,4 @@
-"""FAISS on the GPU: flat and IVF indexes equal exact search; the exports' top-k goes to the GPU only for k <= 1024.
+"""FAISS on the GPU: flat and IVF indexes equal exact search; an index goes to the GPU only for k <= 1024.
 
 `make gpu-bundle` carries faiss-cpu (faiss-gpu-cu12 needs CUDA 12's cuBLAS, hundreds of MB over the carry
 limit), so on the lent machine these tests skip unless a faiss with GPU support is installed there.
@@ -13,8 +13,16 @@ from tests.gpu import GPU
 
 pytest.importorskip("faiss")  # before the project modules below, which import it
 
-from src.evaluation.exports import _GPU_MAX_K, _TopK
-from src.evaluation.index import IndexSpec, build_index, exact_topk, gpu_available, recall_vs_exact, search
+from src.evaluation.index import (
+    GPU_MAX_K,
+    IndexSpec,
+    build_index,
+    exact_topk,
+    gpu_available,
+    order_ties_by_id,
+    recall_vs_exact,
+    search,
+)
 
 pytestmark = [*GPU, pytest.mark.skipif(not gpu_available(), reason="this faiss has no GPU support (faiss-cpu)")]
 
@@ -44,13 +52,13 @@ def test_gpu_index_equals_exact_search(kind: str) -> None:
     assert recall_vs_exact(ids, exact, 100) >= 0.999  # GEMM rounding may swap near-equal scores at rank 100
 
 
-@pytest.mark.parametrize("k", [_GPU_MAX_K, _GPU_MAX_K + 1])
+@pytest.mark.parametrize("k", [GPU_MAX_K, GPU_MAX_K + 1])
 def test_topk_on_gpu_only_up_to_the_selection_limit(k: int) -> None:
-    """k <= 1024 searches on the GPU, above it on the CPU; both match exact search."""
+    """k <= 1024 searches on the GPU, above it on the CPU (the TREC runs' exact index); both match exact search."""
     corpus, queries = unit_rows(3_000, 32, 2), unit_rows(50, 32, 3)
-    topk = _TopK(corpus, k)
-    assert ("Gpu" in type(topk.index).__name__) == (k <= _GPU_MAX_K)
-    scores, ids = topk.search(queries)
+    index = build_index(IndexSpec.exact(), 32, corpus, k=k)
+    assert ("Gpu" in type(index).__name__) == (k <= GPU_MAX_K)
+    scores, ids = order_ties_by_id(*search(index, queries, k))
     _, exact = exact_topk(queries, [corpus], k)
     assert ids.shape == (50, k) and recall_vs_exact(ids, exact, k) >= 0.999
     assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first

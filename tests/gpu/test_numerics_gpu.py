@@ -74,7 +74,7 @@ def test_grid_on_cuda_equals_cpu(real_data: Path, exact_fp32: None) -> None:
     """All of XQuAD-R (121 pairs + pooled) encoded on CUDA ranks like on the CPU: every mAP within 1e-4."""
     from bench.common import compose
     from src.builders import build_encoder, load_eval_sets, load_training_pairs
-    from src.evaluation.callback import evaluate_sets
+    from src.evaluation.driver import evaluate_sets
 
     cfg = compose(["model=tiny", "data=mlqa_r_to_xquad_r", f"paths.data_dir={real_data.parent}"])
     pairs = load_training_pairs(cfg, cfg.seed)

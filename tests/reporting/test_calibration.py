@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.evaluation.exports import PerQuery
+from src.evaluation.artifacts.per_query import PerQuery
 from src.reporting.stats import paired_sign_flip_test, query_contributions, question_clusters
 from src.reporting.tables import RunRecord, group_runs, significance
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.evaluation.exports import PER_QUERY_METRICS, PerQuery, load_per_query
+from src.evaluation.artifacts.per_query import PER_QUERY_METRICS, PerQuery, load_per_query
 from src.report import write_report
 from src.reporting.tables import RunRecord
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.evaluation.exports import PerQuery
+from src.evaluation.artifacts.per_query import PerQuery
 from src.report import write_report
 from src.reporting.tables import RunRecord
 

@@ -1,0 +1,43 @@
+"""Files of one LAReQA evaluation set, written from a GridResult / Embeddings only (no re-encoding needed).
+
+One module per file kind: grid_csv (`grid_{metric}.csv`, `rank_distance.csv`), heatmap (`heatmap_map.png`),
+per_query (`per_query.npz`, the format src/report.py reads), trec (`trec/run.{setting}.trec` and
+`trec/qrels.{setting}.txt`; also the corpus kinds' `run.trec`) and embeddings (`embeddings/`, opt-in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.data.lareqa import LareqaDataset
+from src.evaluation import keys
+from src.evaluation.artifacts import embeddings
+from src.evaluation.artifacts.grid_csv import write_grid_csv
+from src.evaluation.artifacts.heatmap import plot_heatmap
+from src.evaluation.artifacts.per_query import save_per_query
+from src.evaluation.artifacts.trec import write_trec
+from src.evaluation.grid import Embeddings, GridResult
+
+
+def export_all(
+    dataset: LareqaDataset,
+    emb: Embeddings,
+    result: GridResult,
+    out_dir: Path,
+    trec_depth: int = 100,
+    save_embeddings: bool = False,
+    heatmap_metrics: Sequence[str] = ("map",),
+) -> Path:
+    """Every file of one evaluation set into `out_dir` (embeddings under `embeddings/` if asked); returns it."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_grid_csv(result, out_dir)
+    for metric in heatmap_metrics:
+        plot_heatmap(result, out_dir / f"heatmap_{keys.logged_name(metric)}.png", metric)
+    save_per_query(result, out_dir, dataset)
+    write_trec(dataset, emb, out_dir / "trec", depth=trec_depth)
+    if save_embeddings:
+        # Opt-in: ~40 MB of float32 per 13k texts at 384-d, large for an MLflow artifact.
+        embeddings.save_embeddings(dataset, emb, out_dir / "embeddings")
+    return out_dir
