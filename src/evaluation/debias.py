@@ -1,7 +1,9 @@
 """Post-hoc removal of language identity from embeddings: free baselines for what hybrid batches train in.
 
 Both methods need no labels and no training; they are fitted per language on that language's candidate
-embeddings and applied to every vector of that language (its queries too), then rows are renormalised:
+embeddings and applied to every vector of that language (its queries too), then rows are renormalised.
+The evaluation scores each method listed in `eval.debias` beside the raw embeddings, as its own set
+(`xquad_r+center/multi/map`, src/evaluation/keys.py), from the same encoding:
 
 - `center`: subtract the language's mean candidate embedding.
 - `lir` (Yang et al., 2021, "A simple and effective method to eliminate the self language bias in
@@ -11,9 +13,12 @@ embeddings and applied to every vector of that language (its queries too), then 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+
+from src.evaluation.grid import Embeddings
 
 Method = Literal["none", "center", "lir"]
 METHODS: tuple[str, ...] = ("none", "center", "lir")
@@ -50,17 +55,19 @@ def remove_language(x: np.ndarray, fit: np.ndarray, method: Method, k: int = 1) 
     return normalise(out).astype(x.dtype)
 
 
-def debias(
-    embeddings: np.ndarray, languages: np.ndarray, is_candidate: np.ndarray, method: Method, k: int = 1
-) -> np.ndarray:
-    """Every language's rows with its component removed, fitted on its candidate rows only (no labels)."""
-    if method == "none":
-        return embeddings
-    languages, is_candidate = np.asarray(languages), np.asarray(is_candidate, dtype=bool)
-    if not (len(embeddings) == len(languages) == len(is_candidate)):
-        raise ValueError("debias: embeddings, languages and candidate flags differ in length")
-    out = np.empty_like(embeddings)
-    for lang in np.unique(languages):
-        rows = languages == lang
-        out[rows] = remove_language(embeddings[rows], embeddings[rows & is_candidate], method, k)
+def debias_embeddings(emb: Embeddings, method: Method, k: int = 1) -> Embeddings:
+    """Each language's questions and candidates with its component removed, fitted on its candidates only."""
+    return Embeddings(
+        {lang: remove_language(q, emb.candidates[lang], method, k) for lang, q in emb.questions.items()},
+        {lang: remove_language(c, c, method, k) for lang, c in emb.candidates.items()},
+    )
+
+
+def methods(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The debiasing methods of `eval.debias` (a name or a list; `none` = none), validated, in order."""
+    names = [value] if isinstance(value, str) or value is None else list(value)
+    out = tuple(dict.fromkeys(str(n) for n in names if n not in (None, "none")))
+    bad = [n for n in out if n not in METHODS]
+    if bad:
+        raise ValueError(f"eval.debias={value!r}: expected none, {', '.join(METHODS[1:])} or a list of them")
     return out

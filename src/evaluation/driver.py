@@ -16,6 +16,7 @@ from rich.table import Table
 
 from src.data.lareqa import LareqaDataset
 from src.evaluation import keys
+from src.evaluation.debias import debias_embeddings
 from src.evaluation.grid import Embeddings, GridResult, encode_dataset, score_grid
 from src.evaluation.progress import progress
 
@@ -47,8 +48,12 @@ def evaluate_sets(
     candidate_text: str = "sentence",
     precision: str | None = None,
     console: Console | None = None,
+    debias: Sequence[str] = (),
+    debias_k: int = 1,
 ) -> tuple[dict[str, float], dict[str, GridResult], dict[str, Embeddings]]:
-    """Encode and score every evaluation set; returns flat metrics, per-query results and embeddings."""
+    """Encode and score every evaluation set, and each `debias` method of it as its own set (keys.debiased_set);
+
+    returns flat metrics, per-query results and embeddings keyed by set name."""
     metrics: dict[str, float] = {}
     results: dict[str, GridResult] = {}
     embeddings: dict[str, Embeddings] = {}
@@ -62,6 +67,14 @@ def evaluate_sets(
         metrics.update(res.summary())
         metrics[keys.time_key(name, "encode")] = t1 - t0
         metrics[keys.time_key(name, "score")] = t2 - t1
+        for method in debias:  # free: the same encoding, transformed and scored again
+            t0 = time.perf_counter()
+            variant = keys.debiased_set(name, method, debias_k)
+            embeddings[variant] = debias_embeddings(emb, method, debias_k)  # type: ignore[arg-type]
+            results[variant] = score_grid(ds, embeddings[variant])
+            results[variant].dataset = variant
+            metrics.update(results[variant].summary())
+            metrics[keys.time_key(variant, "score")] = time.perf_counter() - t0
     return metrics, results, embeddings
 
 

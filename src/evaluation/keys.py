@@ -2,7 +2,9 @@
 
 MLflow keys are ``{set}/{setting}/{metric}[/{group}]``, parts without ``/``:
 
-- ``{set}``: an evaluation set (``xquad_r``), or ``val`` for ValidationRetrieval's copy of the macro keys;
+- ``{set}``: an evaluation set (``xquad_r``), the same set scored after a post-hoc debiasing
+  (``xquad_r+center``, ``xquad_r+lir``, ``xquad_r+lir2`` for k = 2; src/evaluation/debias.py), or ``val``
+  for ValidationRetrieval's copy of the macro keys;
 - ``{setting}``: ``mono`` (X->X), ``cross`` (X->Y, Y != X), ``multi`` (X -> the pooled candidates of all
   languages), ``time`` (seconds per phase) or ``index`` (approximate-index checks of the corpus kinds);
 - ``{metric}``: a logged metric name (:func:`logged_name`: ``r@10`` -> ``r10``, ``nDCG@10`` -> ``nDCG10``),
@@ -40,6 +42,7 @@ QUERIES = "queries"  # how many queries a corpus set scored
 MTEB = "mteb"
 _SEP = "/"
 _PAIR = "-"
+_DEBIAS = "+"
 _LOGGABLE = re.compile(r"[\w\-. :]+")  # MLflow's key characters, less the separator
 
 
@@ -123,6 +126,19 @@ def pair_setting(x: str, y: str) -> str:
 def language_key(dataset: str, setting: str, metric: str, lang: str) -> str:
     """One query language's value of a setting: mono's `x-x` pair, cross's mean over targets, multi's pool."""
     return key(dataset, setting, metric, pair(lang, lang) if setting == MONO else lang)
+
+
+def debiased_set(dataset: str, method: str, k: int = 1) -> str:
+    """The set name of `dataset` scored after debiasing: `xquad_r+center`, `xquad_r+lir` (k=1), `xquad_r+lir2`."""
+    _check_parts(dataset=dataset, method=method)
+    if _DEBIAS in dataset or _DEBIAS in method:
+        raise MetricKeyError(f"set {dataset!r} or method {method!r} contains {_DEBIAS!r}")
+    return f"{dataset}{_DEBIAS}{method}{k if method == 'lir' and k != 1 else ''}"
+
+
+def base_set(dataset: str) -> str:
+    """The evaluation set a (possibly debiased) set name was scored on: `xquad_r+lir2` -> `xquad_r`."""
+    return dataset.partition(_DEBIAS)[0]
 
 
 def time_key(dataset: str, phase: str) -> str:

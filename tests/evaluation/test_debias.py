@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.evaluation.debias import debias, language_directions, normalise, remove_language
+from src.evaluation.debias import debias_embeddings, language_directions, methods, normalise, remove_language
+from src.evaluation.grid import Embeddings
 
 DIM, ITEMS = 16, 40
 
@@ -21,6 +22,17 @@ def planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     langs = np.repeat(np.array(["ar", "de", "en"]), ITEMS)
     emb = np.concatenate([content + o for o in offsets])
     return emb, langs, is_cand, content, offsets
+
+
+def debias(emb: np.ndarray, langs: np.ndarray, is_cand: np.ndarray, method: str, k: int = 1) -> np.ndarray:
+    """The flat test arrays through debias_embeddings: non-candidates play the questions."""
+    names = list(dict.fromkeys(langs))
+    e = Embeddings({x: emb[(langs == x) & ~is_cand] for x in names}, {x: emb[(langs == x) & is_cand] for x in names})
+    out = debias_embeddings(e, method, k)  # type: ignore[arg-type]
+    flat = np.empty_like(emb)
+    for x in names:
+        flat[(langs == x) & ~is_cand], flat[(langs == x) & is_cand] = out.questions[x], out.candidates[x]
+    return flat
 
 
 def test_center_removes_a_planted_offset_exactly() -> None:
@@ -54,16 +66,59 @@ def test_lir_k_directions_are_orthonormal_and_capped() -> None:
 
 
 def test_none_is_the_identity_and_bad_input_is_named() -> None:
-    emb, langs, is_cand, _, _ = planted()
-    assert debias(emb, langs, is_cand, "none") is emb
+    emb = np.random.default_rng(2).normal(size=(4, 3))
+    assert remove_language(emb, emb, "none") is emb
     with pytest.raises(ValueError, match="eval.debias='pca'"):
-        remove_language(emb[:4], emb[:4], "pca")  # type: ignore[arg-type]
+        remove_language(emb, emb, "pca")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least one candidate"):
-        remove_language(emb[:4], emb[:0], "center")
-    with pytest.raises(ValueError, match="differ in length"):
-        debias(emb, langs[:-1], is_cand, "center")
+        remove_language(emb, emb[:0], "center")
+
+
+def test_methods_accept_a_name_a_list_or_none() -> None:
+    assert methods("none") == () and methods(None) == () and methods([]) == ()
+    assert methods("center") == ("center",)
+    assert methods(["lir", "center", "lir", "none"]) == ("lir", "center")
+    with pytest.raises(ValueError, match="eval.debias"):
+        methods(["center", "pca"])
 
 
 def test_normalise_keeps_zero_rows() -> None:
     out = normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+class TableEncoder:
+    """Stands in for BiEncoder.encode: each (side, text) maps to a fixed vector."""
+
+    def __init__(self, table: dict[tuple[str, str], np.ndarray]) -> None:
+        self.table = table
+
+    def encode(self, texts, side, ctx=None, batch_size=32, autocast_dtype=None, on_batch=None):
+        if on_batch is not None:
+            on_batch(len(texts))
+        return np.stack([self.table[(side, t)] for t in texts])
+
+
+def test_evaluate_sets_scores_each_method_as_its_own_set(lareqa_dir) -> None:
+    from src.data.lareqa import load_lareqa
+    from src.evaluation import keys
+    from src.evaluation.driver import evaluate_sets
+    from tests.evaluation.test_grid import oracle_embeddings
+
+    ds = load_lareqa(lareqa_dir, ["en", "de", "zh"])
+    oracle = oracle_embeddings(ds)
+    offsets = {lang: np.eye(oracle.questions["en"].shape[1] + 3)[-1 - i] * 3.0 for i, lang in enumerate(ds.languages)}
+    pad = lambda v, lang: np.concatenate([v, np.zeros(3)]) + offsets[lang]  # planted language bias
+    table = {}
+    for lang, split in ds.by_lang.items():
+        for rec, v in zip(split.questions, oracle.questions[lang]):
+            table[("query", rec.text)] = pad(v, lang)
+        for rec, v in zip(split.candidates, oracle.candidates[lang]):
+            table[("passage", rec.sentence)] = pad(v, lang)
+    metrics, results, embeddings = evaluate_sets(TableEncoder(table), {"mini": ds}, debias=("center", "lir"))
+    assert set(results) == set(embeddings) == {"mini", "mini+center", "mini+lir"}
+    assert results["mini+lir"].dataset == "mini+lir"
+    raw, center, lir = (metrics[keys.key(s, keys.MULTI, "map")] for s in ("mini", "mini+center", "mini+lir"))
+    assert raw < 0.9 and center > raw and lir > raw  # the planted bias hurts the pooled setting; both remove it
+    assert metrics[keys.key("mini+lir", keys.MULTI, keys.RANK_DISTANCE)] < metrics[keys.key("mini", keys.MULTI, keys.RANK_DISTANCE)]
+    assert metrics[keys.time_key("mini+center", "score")] >= 0
