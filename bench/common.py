@@ -51,7 +51,7 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
 
 def xquad_r(languages: Sequence[str] | None = None) -> LareqaDataset:
     """XQuAD-R from the configured data folder (all 11 languages unless restricted)."""
-    from src.builders import load_eval_sets
+    from src.data.sets import load_eval_sets
 
     langs = [f"data.eval.xquad_r.languages=[{','.join(languages)}]"] if languages else []
     return load_eval_sets(compose(["data=xquad_r", *langs]))["xquad_r"]
@@ -68,7 +68,7 @@ def dataset_texts(ds: LareqaDataset, stride: int = 1) -> Texts:
 
 def encoder(model: str = "me5_small_bundled") -> Any:
     """The project's BiEncoder for a model config, built offline (tiny: vocabulary from MLQA-R training texts)."""
-    from src.builders import build_encoder, load_training_pairs
+    from src.data.sets import build_encoder, load_training_pairs
 
     cfg = compose([f"model={model}"])
     texts = None

@@ -81,7 +81,7 @@ def build_model(shape: dict[str, int], out: Path, texts: Sequence[str], tokenize
     """A randomly initialised BertModel of `shape` saved with a tokenizer: the given one or a trained WordPiece."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from src.model.tiny import build_tiny_model
+    from src.model.weights.tiny import build_tiny_model
 
     if tokenizer is None:
         # The trained vocabulary is smaller than mE5's; padding the embedding rows keeps the parameter count.
@@ -327,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = args.threads or (1 if args.dry_run else None)
     if threads:
         torch.set_num_threads(threads)
-    from src.builders import build_encoder, load_training_pairs
+    from src.data.sets import build_encoder, load_training_pairs
 
     t0 = time.perf_counter()
     cfg = common.compose(language_overrides(plan.languages))

@@ -43,10 +43,10 @@ def run_one(spec: dict[str, Any]) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from src.builders import build_encoder, load_training_pairs
     from src.data.datamodule import PairDataModule
-    from src.launch import HydraDDPStrategy
+    from src.data.sets import build_encoder, load_training_pairs
     from src.model.module import RetrievalModule
+    from src.training.launch import HydraDDPStrategy
 
     overrides = [f"model={spec['model']}", f"data.batch_size={spec['batch']}",
                  f"model.cached_negatives={spec['cached']}", f"model.cache_chunk_size={spec['chunk']}",

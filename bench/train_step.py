@@ -79,7 +79,7 @@ class Setup:
 
 def setup(model: str) -> Setup:
     """Config, MLQA-R training pairs and the encoder, built as `src.run` builds them."""
-    from src.builders import build_encoder, load_training_pairs
+    from src.data.sets import build_encoder, load_training_pairs
     from src.runtime import resolve_runtime
 
     cfg = common.compose([f"model={model}"])

@@ -254,7 +254,7 @@ class EvalSchema:
 
 @dataclass
 class DebugSchema:
-    """Test hooks (see src/reliability.py); all off by default."""
+    """Test hooks (see src/training/checkpoints.py); all off by default."""
 
     batch_log: bool = False
     step_sleep_s: float = 0.0

@@ -59,8 +59,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
     from rich.console import Console
 
-    from src.builders import build_encoder, load_eval_sets, tags
     from src.config import CORPUS_KINDS
+    from src.data.sets import build_encoder, load_eval_sets, tags
     from src.evaluation.callback import evaluate_sets, summary_table
     from src.evaluation.exports import export_all
     from src.evaluation.retrieval import evaluate_corpus_sets, load_sets

@@ -25,18 +25,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from src import reliability, resume
-    from src.builders import build_encoder, load_eval_sets, load_training_data, tags
     from src.data.datamodule import PairDataModule
+    from src.data.sets import build_encoder, load_eval_sets, load_training_data, tags
     from src.evaluation import provenance
     from src.evaluation.callback import load_weights
     from src.evaluation.guard import zero_shot_tag
-    from src.launch import inherited_run_id
     from src.model.card import ModelCard
     from src.model.module import RetrievalModule
     from src.runtime import setup_runtime
     from src.tracking import mlflow as tracking
     from src.tracking.model import try_log_encoder_model
     from src.tracking.sweep import sweep_child
+    from src.training.launch import inherited_run_id
 
     # 1. Config and data first: every bad input fails here, before a model loads or a run opens.
     validate(cfg)
@@ -87,7 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_tags = {**tags(cfg, "train"), **runtime.params(),
                 "zero_shot_check": zero_shot_tag(overlap.total), **(child.tags if child else {})}
     logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, run_tags,
-                                   # DDP child ranks adopt rank 0's run (src/launch.py) and never open one
+                                   # DDP child ranks adopt rank 0's run (src/training/launch.py) and never open one
                                    run_id=previous.mlflow_run_id if previous else inherited_run_id(),
                                    journal_dir=out_dir)
     callbacks = []

@@ -43,7 +43,7 @@ def from_checkpoint(ckpt: Path, workdir: Path) -> Any:
     from omegaconf import OmegaConf
     from sentence_transformers import SentenceTransformer
 
-    from src.builders import build_encoder, load_training_pairs
+    from src.data.sets import build_encoder, load_training_pairs
     from src.evaluate import load_checkpoint_weights
 
     config = ckpt.resolve().parent.parent / "config.yaml"  # {run folder}/checkpoints/last.ckpt

@@ -73,7 +73,7 @@ def test_gradcache_replays_dropout_and_bf16(tiny_dir: Path) -> None:
 def test_grid_on_cuda_equals_cpu(real_data: Path, exact_fp32: None) -> None:
     """All of XQuAD-R (121 pairs + pooled) encoded on CUDA ranks like on the CPU: every mAP within 1e-4."""
     from bench.common import compose
-    from src.builders import build_encoder, load_eval_sets, load_training_pairs
+    from src.data.sets import build_encoder, load_eval_sets, load_training_pairs
     from src.evaluation.callback import evaluate_sets
 
     cfg = compose(["model=tiny", "data=mlqa_r_to_xquad_r", f"paths.data_dir={real_data.parent}"])

@@ -19,8 +19,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from src.reliability import read_batch_log
-from src.resume import RECORD_FILE
+from src.training.checkpoints import read_batch_log
+from src.training.resume import RECORD_FILE
 from tests.conftest import lareqa_json
 from tests.integration.helpers import ROOT, mlflow_runs, run_module
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from src.config import ConfigError, validate
-from src.reliability import rng_states, set_rng_states, slurm_plugins
-from src.resume import RunRecord, config_fingerprint, find_last, resolve
+from src.training.checkpoints import rng_states, set_rng_states, slurm_plugins
+from src.training.resume import RunRecord, config_fingerprint, find_last, resolve
 from tests.test_config import make_cfg
 
 pytestmark = pytest.mark.reliability

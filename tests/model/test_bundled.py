@@ -1,4 +1,4 @@
-"""Tests for the offline multilingual-e5-small converter (src/model/bundled.py)."""
+"""Tests for the offline multilingual-e5-small converter (src/model/weights/bundled.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from src.model import bundled
-from src.model.bundled import (
+from src.model.weights.bundled import (
     EXPECTED_PARAMETERS,
     MANIFEST_NAME,
     REQUIRED_FILES,

@@ -11,7 +11,7 @@ from src.model.encoder import BiEncoder
 from src.model.gradcache import backward_through_chunks, chunk_slices, embed_without_graph
 from src.model.loss import InfoNCELoss
 from src.model.module import RetrievalModule
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 
 QUERIES = [f"where is city number {i} in country {i % 3}?" for i in range(10)]
 PASSAGES = [f"city number {i} lies in the north of country {i % 3}." for i in range(10)]

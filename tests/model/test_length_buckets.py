@@ -10,7 +10,7 @@ import torch
 
 from src.model.encoder import BiEncoder, LengthBuckets
 from src.model.loss import InfoNCELoss
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 from tests.model.test_gradcache import NEGATIVES, PASSAGES, QUERIES, assert_same_grads, grads
 
 # Lengths that differ a lot, as MLQA-R sentences do (5 to ~60 tokens).
