@@ -134,7 +134,7 @@ def test_mlqa_r_model_refuses_mlqa_r(tmp_path: Path, tiny: Path, real_data: Path
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         train_cfg = compose("config", overrides=[f"paths.data_dir={real_data.parent}", "paths.output_dir=unused"])
-        pairs = load_training_pairs(train_cfg, 42)
+        pairs = load_training_pairs(train_cfg.data.train, 42)
         model = tmp_path / "model"
         shutil.copytree(tiny, model)
         TrainingFingerprint.from_texts(train_cfg.data.train.name, train_cfg.data.train.languages,

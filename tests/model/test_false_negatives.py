@@ -96,8 +96,9 @@ def test_no_unmasked_relevant_candidate(real_data: Path, train_set: str) -> None
     norm = [normalise(t) for t in pairs.passages]
     seen = hits = 0
     for kind in ("xx", "xy", "hybrid"):
-        dm = PairDataModule(pairs, _KeysOnlyEncoder(), lambda k=kind, **kw: build_batch_sampler(
-            k, alpha=0.5 if k == "hybrid" else None, **kw), batch_size=100, seed=1)
+        sampler = build_batch_sampler(kind, alpha=0.5 if kind == "hybrid" else None, q_lang=pairs.q_lang,
+                                      p_lang=pairs.p_lang, xling_id=pairs.xling_id, batch_size=100, seed=1)
+        dm = PairDataModule(pairs, _KeysOnlyEncoder(), sampler, batch_size=100)
         dm.setup("fit")
         for b, indices in zip(range(200), dm.batch_sampler):
             batch = dm.collate(indices)
