@@ -286,6 +286,13 @@ class ConfigSchema:
         if isinstance(self.trainer, dict) and self.trainer.get("precision") is not None:  # null: trainer.plugins
             _check(str(self.trainer["precision"]) in PRECISIONS, "trainer.precision", f"one of {', '.join(PRECISIONS)}",
                    self.trainer["precision"])
+        strategy = self.trainer.get("strategy") if isinstance(self.trainer, dict) else None
+        if isinstance(strategy, dict) and "timeout_s" in strategy:  # trainer=ddp (src.training.launch)
+            _check(strategy["timeout_s"] > 0, "trainer.strategy.timeout_s", "> 0 seconds", strategy["timeout_s"])
+        memory = self.callbacks.get("memory") if isinstance(self.callbacks, dict) else None
+        if isinstance(memory, dict) and memory.get("trim_every_n_steps") is not None:  # src.runtime.memory
+            _check(memory["trim_every_n_steps"] >= 1, "callbacks.memory.trim_every_n_steps", ">= 1 or null",
+                   memory["trim_every_n_steps"])
         # The training callback runs the LAReQA grid only; corpus kinds need src.evaluate (README).
         if self.task_name == "train" and self.data is not MISSING and self.data.train is not None:
             for name, ds in self.data.eval.items():

@@ -68,6 +68,7 @@ def test_paper_preset() -> None:
         (["model.pooling=max"], "model.pooling"),
         (["data.train.languages=[en,english]"], "languages"),
         (["optim.warmup_ratio=2"], "optim.warmup_ratio"),
+        (["trainer=ddp", "trainer.strategy.timeout_s=0"], "trainer.strategy.timeout_s"),
     ],
 )
 def test_bad_values_name_the_key(overrides: list[str], key: str) -> None:

@@ -62,7 +62,7 @@ class LengthBuckets:
     def from_lengths(cls, lengths: np.ndarray, groups: int) -> LengthBuckets:
         """Sort rows by length (stable, longest first), split them into `groups` near-equal groups."""
         if groups < 1:
-            raise ValueError(f"model.length_buckets must be >= 1, got {groups}")
+            raise ValueError(f"groups must be >= 1, got {groups}")
         lengths = np.asarray(lengths)
         order = np.argsort(-lengths, kind="stable")
         parts = [c for c in np.array_split(order, min(groups, max(len(order), 1))) if len(c)]

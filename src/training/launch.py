@@ -137,8 +137,6 @@ class HydraDDPStrategy(DDPStrategy):
     """
 
     def __init__(self, timeout_s: float = 7200.0, **kwargs: Any) -> None:
-        if timeout_s <= 0:
-            raise ValueError(f"trainer.strategy.timeout_s must be > 0 seconds, got {timeout_s}")
         super().__init__(timeout=timedelta(seconds=timeout_s), **kwargs)
 
     def _configure_launcher(self) -> None:

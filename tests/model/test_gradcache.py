@@ -52,7 +52,7 @@ def assert_same_grads(a: dict, b: dict, rtol: float = 1e-4, atol: float = 1e-6) 
 def test_chunk_slices() -> None:
     assert chunk_slices(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
     assert chunk_slices(0, 4) == []
-    with pytest.raises(ValueError, match="cache_chunk_size"):
+    with pytest.raises(ValueError, match="chunk size must be >= 1, got 0"):
         chunk_slices(3, 0)
 
 

@@ -34,7 +34,7 @@ def test_from_lengths_groups_longest_first() -> None:
 def test_from_lengths_edge_cases() -> None:
     assert len(LengthBuckets.from_lengths(np.array([4, 2]), groups=8).rows) == 2  # never an empty group
     assert LengthBuckets.from_lengths(np.array([4, 2]), groups=1).widths == (4,)
-    with pytest.raises(ValueError, match="model.length_buckets must be >= 1"):
+    with pytest.raises(ValueError, match="groups must be >= 1, got 0"):
         LengthBuckets.from_lengths(np.array([1]), groups=0)
 
 
