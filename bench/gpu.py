@@ -335,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = load_training_pairs(cfg.data.train, cfg.seed)
     model_dir = build_model(plan.shape, Path(tempfile.mkdtemp(prefix="xlir-gpu-model-")) / "model",
                             pairs.queries + pairs.passages, args.tokenizer)
-    encoder = build_encoder(compose(model_dir, args.device, plan).model, pretrained=str(model_dir)).to(args.device)
+    model = compose(model_dir, args.device, plan).model
+    encoder = build_encoder(model, pretrained=str(model_dir)).to(args.device)
     n_params = sum(p.numel() for p in encoder.parameters())
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"model: random {plan.shape} ({n_params / 1e6:.1f}M parameters), tokenizer "

@@ -68,8 +68,8 @@ def run_one(spec: dict[str, Any]) -> None:
                          use_distributed_sampler=False, callbacks=[timer])
     sampler = pair_sampler(instantiate(cfg.sampling.sampler), pairs, cfg.data.batch_size, cfg.seed,
                            trainer.world_size, trainer.global_rank)
-    data = PairDataModule(pairs, encoder, sampler, cfg.data.batch_size,
-                          cache_dir=Path(cfg.paths.cache_dir) / "tokenized", length_buckets=cfg.model.length_buckets)
+    data = PairDataModule(pairs, encoder, sampler, cfg.data.batch_size, cache_dir=Path(cfg.paths.cache_dir) / "tokenized",
+                          length_buckets=cfg.model.length_buckets)
     trainer.fit(module, datamodule=data)
 
 

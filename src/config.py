@@ -140,7 +140,8 @@ class TrainSetSchema(DatasetSchema):
             _check(not missing, "data.train.subsets", f"a dataset config for every language (missing {missing})",
                    dict(self.subsets))
             _check(bool(self.split), "data.train.split", "the hub dataset's split, e.g. train", self.split)
-            _check(self.max_rows is not None and self.max_rows > 0, "data.train.max_rows", "> 0", self.max_rows)
+            _check(self.max_rows is not None and self.max_rows > 0, "data.train.max_rows", "> 0",
+                   self.max_rows)
         else:
             super().__post_init__()
         _check(self.candidate_text in ("sentence", "sentence_context"), "data.train.candidate_text",
@@ -288,7 +289,8 @@ class ConfigSchema:
                    self.trainer["precision"])
         strategy = self.trainer.get("strategy") if isinstance(self.trainer, dict) else None
         if isinstance(strategy, dict) and "timeout_s" in strategy:  # trainer=ddp (src.training.launch)
-            _check(strategy["timeout_s"] > 0, "trainer.strategy.timeout_s", "> 0 seconds", strategy["timeout_s"])
+            _check(strategy["timeout_s"] > 0, "trainer.strategy.timeout_s", "> 0 seconds",
+                   strategy["timeout_s"])
         memory = self.callbacks.get("memory") if isinstance(self.callbacks, dict) else None
         if isinstance(memory, dict) and memory.get("trim_every_n_steps") is not None:  # src.runtime.memory
             _check(memory["trim_every_n_steps"] >= 1, "callbacks.memory.trim_every_n_steps", ">= 1 or null",

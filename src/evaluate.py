@@ -34,7 +34,8 @@ def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
         )
 
 
-def zero_shot_tags(settings: ConfigSchema, eval_sets: dict[str, Any], corpus_sets: dict[str, Any]) -> dict[str, str]:
+def zero_shot_tags(settings: ConfigSchema, eval_sets: dict[str, Any], corpus_sets: dict[str, Any]
+                   ) -> dict[str, str]:
     """Run training's zero-shot check against the training sets the model records; raises on overlap.
 
     Returns the `zero_shot_check` tag (and `trained_on` when known) in the wording training uses.
@@ -112,7 +113,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             for set_name, res in results.items():
                 folder = export_all(eval_sets[set_name], embeddings[set_name], res, out_dir / "eval" / set_name,
                                     trec_depth=ev.trec_depth, save_embeddings=ev.save_embeddings)
-                run.log_artifact(folder, f"eval/{set_name}", skip=() if ev.log_large_artifacts else ("trec", "embeddings"))
+                large = () if ev.log_large_artifacts else ("trec", "embeddings")
+                run.log_artifact(folder, f"eval/{set_name}", skip=large)
         run.write_metrics(metrics)
     if eval_sets:
         Console().print(summary_table(metrics, list(eval_sets)))

@@ -175,7 +175,8 @@ class PairDataModule(LightningDataModule):
         self.train_collator.prepare()
         if self.val_collator is not None:
             self.val_collator.prepare()
-        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         built = (getattr(self.batch_sampler, "num_replicas", 1), getattr(self.batch_sampler, "rank", 0))
         if built != (world, rank):
             raise ValueError(f"the batch sampler was built for (num_replicas, rank) = {built}, "

@@ -1,4 +1,4 @@
-"""The data sets of a run from their config sections: training pairs (+ validation split), LAReQA evaluation sets."""
+"""A run's data sets from their config sections: training pairs (+ validation split), LAReQA evaluation sets."""
 
 from __future__ import annotations
 
@@ -54,4 +54,5 @@ def load_training_pairs(train: TrainSetSchema, seed: int) -> PairTable:
 
 def load_eval_sets(eval_sets: Mapping[str, DatasetSchema]) -> dict[str, LareqaDataset]:
     """Every LAReQA evaluation set under `data.eval`, validated (corpus kinds load through src.evaluation.retrieval)."""
-    return {name: load_lareqa(d.path, list(d.languages), name) for name, d in eval_sets.items() if d.kind == "lareqa"}
+    return {name: load_lareqa(d.path, list(d.languages), name) for name, d in eval_sets.items()
+            if d.kind == "lareqa"}
