@@ -110,7 +110,7 @@ class BundledModelError(RuntimeError):
 def default_bundled_dir() -> Path:
     """Return the cache folder of the converted model ($XLIR_CACHE_DIR or <repo>/.cache)."""
     cache = os.environ.get("XLIR_CACHE_DIR")
-    root = Path(cache).expanduser() if cache else Path(__file__).resolve().parents[2] / ".cache"
+    root = Path(cache).expanduser() if cache else Path(__file__).resolve().parents[3] / ".cache"  # <repo>/src/model/weights
     return root / "models" / MODEL_DIR_NAME
 
 
