@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed model  ## create .venv, install the project (torch 2.13.0 CPU) and build the offline model
 
 model: $(VENV)/.installed  ## convert the bundled multilingual-e5-small into .cache/models (once)
-	$(PY) -m src.model.bundled
+	$(PY) -m src.model.weights.bundled
 
 data: $(VENV)/.installed  ## link ../shared/data/lareqa into ./data/lareqa, or download the pinned files (SHA-256 checked)
 	$(PY) -m src.data.fetch --shared $(SHARED_DATA) --out data/lareqa

@@ -51,10 +51,10 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
 
 def xquad_r(languages: Sequence[str] | None = None) -> LareqaDataset:
     """XQuAD-R from the configured data folder (all 11 languages unless restricted)."""
-    from src.builders import load_eval_sets
+    from src.data.sets import load_eval_sets
 
     langs = [f"data.eval.xquad_r.languages=[{','.join(languages)}]"] if languages else []
-    return load_eval_sets(compose(["data=xquad_r", *langs]))["xquad_r"]
+    return load_eval_sets(compose(["data=xquad_r", *langs]).data.eval)["xquad_r"]
 
 
 def dataset_texts(ds: LareqaDataset, stride: int = 1) -> Texts:
@@ -68,14 +68,15 @@ def dataset_texts(ds: LareqaDataset, stride: int = 1) -> Texts:
 
 def encoder(model: str = "me5_small_bundled") -> Any:
     """The project's BiEncoder for a model config, built offline (tiny: vocabulary from MLQA-R training texts)."""
-    from src.builders import build_encoder, load_training_pairs
+    from src.data.sets import load_training_pairs
+    from src.model.encoder import build_encoder
 
     cfg = compose([f"model={model}"])
     texts = None
     if model == "tiny":
-        pairs = load_training_pairs(cfg, cfg.seed)
+        pairs = load_training_pairs(cfg.data.train, cfg.seed)
         texts = pairs.queries + pairs.passages
-    enc = build_encoder(cfg, texts=texts)
+    enc = build_encoder(cfg.model, texts=texts)
     enc.eval()
     return enc
 

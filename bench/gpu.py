@@ -81,7 +81,7 @@ def build_model(shape: dict[str, int], out: Path, texts: Sequence[str], tokenize
     """A randomly initialised BertModel of `shape` saved with a tokenizer: the given one or a trained WordPiece."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from src.model.tiny import build_tiny_model
+    from src.model.weights.tiny import build_tiny_model
 
     if tokenizer is None:
         # The trained vocabulary is smaller than mE5's; padding the embedding rows keeps the parameter count.
@@ -327,14 +327,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = args.threads or (1 if args.dry_run else None)
     if threads:
         torch.set_num_threads(threads)
-    from src.builders import build_encoder, load_training_pairs
+    from src.data.sets import load_training_pairs
+    from src.model.encoder import build_encoder
 
     t0 = time.perf_counter()
     cfg = common.compose(language_overrides(plan.languages))
-    pairs = load_training_pairs(cfg, cfg.seed)
+    pairs = load_training_pairs(cfg.data.train, cfg.seed)
     model_dir = build_model(plan.shape, Path(tempfile.mkdtemp(prefix="xlir-gpu-model-")) / "model",
                             pairs.queries + pairs.passages, args.tokenizer)
-    encoder = build_encoder(compose(model_dir, args.device, plan), pretrained=str(model_dir)).to(args.device)
+    model = compose(model_dir, args.device, plan).model
+    encoder = build_encoder(model, pretrained=str(model_dir)).to(args.device)
     n_params = sum(p.numel() for p in encoder.parameters())
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"model: random {plan.shape} ({n_params / 1e6:.1f}M parameters), tokenizer "

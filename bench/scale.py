@@ -43,10 +43,11 @@ def run_one(spec: dict[str, Any]) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from src.builders import build_encoder, load_training_pairs
-    from src.data.datamodule import PairDataModule
-    from src.launch import HydraDDPStrategy
+    from src.data.datamodule import PairDataModule, pair_sampler
+    from src.data.sets import load_training_pairs
+    from src.model.encoder import build_encoder
     from src.model.module import RetrievalModule
+    from src.training.launch import HydraDDPStrategy
 
     overrides = [f"model={spec['model']}", f"data.batch_size={spec['batch']}",
                  f"model.cached_negatives={spec['cached']}", f"model.cache_chunk_size={spec['chunk']}",
@@ -54,19 +55,21 @@ def run_one(spec: dict[str, Any]) -> None:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=False)
     pl.seed_everything(cfg.seed)
-    pairs = load_training_pairs(cfg, cfg.seed)
-    encoder = build_encoder(cfg, texts=pairs.queries + pairs.passages)
+    pairs = load_training_pairs(cfg.data.train, cfg.seed)
+    encoder = build_encoder(cfg.model, texts=pairs.queries + pairs.passages)
     module = RetrievalModule(encoder, instantiate(cfg.loss), instantiate(cfg.optim.optimizer), cfg.optim.warmup_ratio,
                              gather_negatives=spec["world"] > 1, cached_negatives=spec["cached"],
                              cache_chunk_size=spec["chunk"])
-    data = PairDataModule(pairs, encoder, instantiate(cfg.sampling.sampler), cfg.data.batch_size, cfg.seed,
-                          cache_dir=Path(cfg.paths.cache_dir) / "tokenized", length_buckets=cfg.model.length_buckets)
     timer = StepTimer(Path(spec["out"]))
     strategy = HydraDDPStrategy() if spec["world"] > 1 else "auto"
     trainer = pl.Trainer(accelerator=spec["accelerator"], devices=spec["world"], strategy=strategy,
                          precision=spec["precision"], max_steps=spec["steps"], gradient_clip_val=1.0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          use_distributed_sampler=False, callbacks=[timer])
+    sampler = pair_sampler(instantiate(cfg.sampling.sampler), pairs, cfg.data.batch_size, cfg.seed,
+                           trainer.world_size, trainer.global_rank)
+    data = PairDataModule(pairs, encoder, sampler, cfg.data.batch_size, cache_dir=Path(cfg.paths.cache_dir) / "tokenized",
+                          length_buckets=cfg.model.length_buckets)
     trainer.fit(module, datamodule=data)
 
 

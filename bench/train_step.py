@@ -79,12 +79,13 @@ class Setup:
 
 def setup(model: str) -> Setup:
     """Config, MLQA-R training pairs and the encoder, built as `src.run` builds them."""
-    from src.builders import build_encoder, load_training_pairs
+    from src.data.sets import load_training_pairs
+    from src.model.encoder import build_encoder
     from src.runtime import resolve_runtime
 
     cfg = common.compose([f"model={model}"])
-    pairs = load_training_pairs(cfg, cfg.seed)
-    encoder = build_encoder(cfg, texts=pairs.queries + pairs.passages)
+    pairs = load_training_pairs(cfg.data.train, cfg.seed)
+    encoder = build_encoder(cfg.model, texts=pairs.queries + pairs.passages)
     encoder.train()
     return Setup(cfg, pairs, encoder, resolve_runtime(cfg.trainer, cfg.threads).precision)
 
@@ -93,10 +94,11 @@ def datamodule(s: Setup) -> Any:
     """A fresh PairDataModule (tokenisation cached on disk), so every run starts at the same batches."""
     from hydra.utils import instantiate
 
-    from src.data.datamodule import PairDataModule
+    from src.data.datamodule import PairDataModule, pair_sampler
 
-    return PairDataModule(s.pairs, s.encoder, instantiate(s.cfg.sampling.sampler), s.cfg.data.batch_size,
-                          s.cfg.seed, cache_dir=Path(s.cfg.paths.cache_dir) / "tokenized",
+    sampler = pair_sampler(instantiate(s.cfg.sampling.sampler), s.pairs, s.cfg.data.batch_size, s.cfg.seed)
+    return PairDataModule(s.pairs, s.encoder, sampler, s.cfg.data.batch_size,
+                          cache_dir=Path(s.cfg.paths.cache_dir) / "tokenized",
                           num_workers=s.cfg.data.num_workers, length_buckets=s.cfg.model.length_buckets)
 
 

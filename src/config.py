@@ -1,4 +1,8 @@
-"""Typed schema for the composed Hydra config: wrong keys, types or values fail before any work starts."""
+"""Typed schema for the composed Hydra config: wrong keys, types or values fail before any work starts.
+
+The schema holds no default values: conf/ is their one source, so every field a config file sets is MISSING
+here (a value no config file gives fails naming its key). Fields that only some kinds use default to None.
+"""
 
 from __future__ import annotations
 
@@ -35,30 +39,30 @@ def _check_languages(key: str, langs: list[str]) -> None:
 
 @dataclass
 class PathsSchema:
-    root_dir: str = "."
-    data_dir: str = "data"
-    cache_dir: str = ".cache"
-    output_dir: str = "outputs"
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    cache_dir: str = MISSING
+    output_dir: str = MISSING
 
 
 @dataclass
 class ModelSchema:
-    name: str = "???"
-    pretrained: str = "???"
-    pooling: str = "mean"
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    max_query_length: int = 64
-    max_passage_length: int = 128
-    freeze_embeddings: bool = False
-    gradient_checkpointing: bool = False
-    gather_negatives: bool = False
-    cached_negatives: bool = False
-    cache_chunk_size: int = 32
-    length_buckets: int = MISSING  # conf/model/_encoder.yaml is its one source
-    pad_to_multiple_of: int = MISSING  # likewise
-    prepare: Any = None
-    encoder: Any = None
+    name: str = MISSING
+    pretrained: str = MISSING
+    pooling: str = MISSING
+    query_prefix: str = MISSING
+    passage_prefix: str = MISSING
+    max_query_length: int = MISSING
+    max_passage_length: int = MISSING
+    freeze_embeddings: bool = MISSING
+    gradient_checkpointing: bool = MISSING
+    gather_negatives: bool = MISSING
+    cached_negatives: bool = MISSING
+    cache_chunk_size: int = MISSING
+    length_buckets: int = MISSING
+    pad_to_multiple_of: int = MISSING
+    prepare: Any = MISSING
+    encoder: Any = MISSING
 
     def __post_init__(self) -> None:
         _check(self.pooling in ("mean", "cls", "pooler"), "model.pooling", "one of mean, cls, pooler", self.pooling)
@@ -76,11 +80,11 @@ class ModelSchema:
 class DatasetSchema:
     """One dataset; `kind` decides which of the other fields it needs (checked per kind below)."""
 
-    name: str = "???"
-    kind: str = "lareqa"
+    name: str = MISSING
+    kind: str = MISSING
     # lareqa/beir: the local folder; miracl: a local folder in the hub layout, or null to download.
-    path: str | None = "???"
-    languages: list[str] = field(default_factory=list)
+    path: str | None = MISSING
+    languages: list[str] = MISSING
     # beir: the qrels file qrels/{split}.tsv; miracl: the topics/qrels split (dev). Unused by lareqa.
     split: str | None = None
     # miracl only: the hub datasets used when path is null.
@@ -120,14 +124,13 @@ class DatasetSchema:
 
 @dataclass
 class TrainSetSchema(DatasetSchema):
-    candidate_text: str = "sentence"
-    hard_negatives: bool = True
+    candidate_text: str = MISSING
+    hard_negatives: bool = MISSING
     # kind=hub (parallel hub datasets such as mMARCO): language -> dataset config, split, size, columns
     subsets: dict[str, str] = field(default_factory=dict)
-    split: str = "train"
-    max_rows: int = 50_000
+    max_rows: int | None = None
     columns: dict[str, str | None] = field(default_factory=dict)
-    val_fraction: float = MISSING  # conf/data/train/*.yaml is its one source
+    val_fraction: float = MISSING
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.val_fraction < 1.0, "data.train.val_fraction", "a fraction in [0, 1)", self.val_fraction)
@@ -138,7 +141,9 @@ class TrainSetSchema(DatasetSchema):
             missing = [lang for lang in self.languages if lang not in self.subsets]
             _check(not missing, "data.train.subsets", f"a dataset config for every language (missing {missing})",
                    dict(self.subsets))
-            _check(self.max_rows > 0, "data.train.max_rows", "> 0", self.max_rows)
+            _check(bool(self.split), "data.train.split", "the hub dataset's split, e.g. train", self.split)
+            _check(self.max_rows is not None and self.max_rows > 0, "data.train.max_rows", "> 0",
+                   self.max_rows)
         else:
             super().__post_init__()
         _check(self.candidate_text in ("sentence", "sentence_context"), "data.train.candidate_text",
@@ -149,8 +154,8 @@ class TrainSetSchema(DatasetSchema):
 class DataSchema:
     train: TrainSetSchema | None = None
     eval: dict[str, DatasetSchema] = field(default_factory=dict)
-    batch_size: int = 32
-    num_workers: int = 0
+    batch_size: int = MISSING
+    num_workers: int = MISSING
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 2, "data.batch_size", "an integer >= 2 (in-batch negatives)", self.batch_size)
@@ -159,9 +164,9 @@ class DataSchema:
 
 @dataclass
 class SamplingSchema:
-    name: str = "???"
-    alpha: float | None = MISSING  # conf/sampling/ is its one source (hybrid.yaml: 0.5, the others: null)
-    sampler: Any = None
+    name: str = MISSING
+    alpha: float | None = MISSING
+    sampler: Any = MISSING
 
     def __post_init__(self) -> None:
         from hydra.errors import InstantiationException
@@ -182,9 +187,9 @@ class SamplingSchema:
 
 @dataclass
 class LossSchema:
-    _target_: str = "src.model.loss.InfoNCELoss"
-    temperature: float = 0.05
-    in_batch_positives: bool = True
+    _target_: str = MISSING
+    temperature: float = MISSING
+    in_batch_positives: bool = MISSING
 
     def __post_init__(self) -> None:
         _check(self.temperature > 0, "loss.temperature", "> 0", self.temperature)
@@ -192,10 +197,10 @@ class LossSchema:
 
 @dataclass
 class OptimSchema:
-    lr: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    optimizer: Any = None
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_ratio: float = MISSING
+    optimizer: Any = MISSING
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "optim.lr", "> 0", self.lr)
@@ -205,26 +210,26 @@ class OptimSchema:
 
 @dataclass
 class LoggerSchema:
-    experiment_name: str = "xlir"
-    tracking_uri: str = "sqlite:///mlflow.db"
-    run_name: str | None = None
-    log_model: bool = True
-    registered_model_name: str | None = None
+    experiment_name: str = MISSING
+    tracking_uri: str = MISSING
+    run_name: str | None = MISSING
+    log_model: bool = MISSING
+    registered_model_name: str | None = MISSING
 
 
 @dataclass
 class EvalSchema:
-    batch_size: int = 128
-    candidate_text: str = "sentence"
-    allow_overlap: bool = False
-    overlap_min_chars: int = 10
-    exports: bool = True
-    trec_depth: int = 100
-    save_embeddings: bool = False
-    log_large_artifacts: bool = False
+    batch_size: int = MISSING
+    candidate_text: str = MISSING
+    allow_overlap: bool = MISSING
+    overlap_min_chars: int = MISSING
+    exports: bool = MISSING
+    trec_depth: int = MISSING
+    save_embeddings: bool = MISSING
+    log_large_artifacts: bool = MISSING
     # Corpus kinds (beir, miracl): ir_measures names with cut-offs; the search depth is the largest.
-    measures: list[str] = field(default_factory=lambda: ["nDCG@10", "R@100", "RR@10", "AP@1000"])
-    # Index knobs: no defaults here, conf/config.yaml is their one source (src.evaluation.index.IndexSpec checks).
+    measures: list[str] = MISSING
+    # Index knobs: checked by src.evaluation.index.IndexSpec.
     index: str = MISSING
     nlist: int | None = MISSING
     nprobe: int = MISSING
@@ -233,10 +238,10 @@ class EvalSchema:
     ef_search: int = MISSING
     index_train_size: int | None = MISSING
     gpu_index: bool = MISSING
-    exact_check_queries: int = 1000
-    corpus_shard_size: int = 50_000
-    embedding_dtype: str = "float32"
-    cache_embeddings: bool = True
+    exact_check_queries: int = MISSING
+    corpus_shard_size: int = MISSING
+    embedding_dtype: str = MISSING
+    cache_embeddings: bool = MISSING
 
     def __post_init__(self) -> None:
         from src.evaluation.index import IndexSpec
@@ -265,40 +270,25 @@ class EvalSchema:
 
 
 @dataclass
-class DebugSchema:
-    """Test hooks (see src/reliability.py); all off by default."""
-
-    batch_log: bool = False
-    step_sleep_s: float = 0.0
-    poison_step: int | None = None
-    poison: str = "loss"
-
-    def __post_init__(self) -> None:
-        _check(self.step_sleep_s >= 0, "debug.step_sleep_s", ">= 0", self.step_sleep_s)
-        _check(self.poison in ("loss", "grad"), "debug.poison", "loss or grad", self.poison)
-
-
-@dataclass
 class ConfigSchema:
-    task_name: str = "train"
-    seed: int = 42
-    threads: int | None = None
-    ckpt_path: str | None = None
-    resume: bool = False
-    on_nonfinite: str = "stop"
-    slurm_auto_requeue: bool = True
-    export_model: bool = True
+    task_name: str = MISSING
+    seed: int = MISSING
+    threads: int | None = MISSING
+    ckpt_path: str | None = MISSING
+    resume: bool = MISSING
+    on_nonfinite: str = MISSING
+    slurm_auto_requeue: bool = MISSING
+    export_model: bool = MISSING
     paths: PathsSchema = MISSING
     model: ModelSchema = MISSING
     data: DataSchema = MISSING
     sampling: SamplingSchema = MISSING
     loss: LossSchema = MISSING
     optim: OptimSchema = MISSING
-    trainer: Any = None
+    trainer: Any = MISSING
     logger: LoggerSchema = MISSING
-    callbacks: Any = None
+    callbacks: Any = MISSING
     eval: EvalSchema = MISSING
-    debug: DebugSchema = field(default_factory=DebugSchema)
 
     def __post_init__(self) -> None:
         from src.runtime.hardware import PRECISIONS
@@ -309,6 +299,14 @@ class ConfigSchema:
         if isinstance(self.trainer, dict) and self.trainer.get("precision") is not None:  # null: trainer.plugins
             _check(str(self.trainer["precision"]) in PRECISIONS, "trainer.precision", f"one of {', '.join(PRECISIONS)}",
                    self.trainer["precision"])
+        strategy = self.trainer.get("strategy") if isinstance(self.trainer, dict) else None
+        if isinstance(strategy, dict) and "timeout_s" in strategy:  # trainer=ddp (src.training.launch)
+            _check(strategy["timeout_s"] > 0, "trainer.strategy.timeout_s", "> 0 seconds",
+                   strategy["timeout_s"])
+        memory = self.callbacks.get("memory") if isinstance(self.callbacks, dict) else None
+        if isinstance(memory, dict) and memory.get("trim_every_n_steps") is not None:  # src.runtime.memory
+            _check(memory["trim_every_n_steps"] >= 1, "callbacks.memory.trim_every_n_steps", ">= 1 or null",
+                   memory["trim_every_n_steps"])
         # The training callback runs the LAReQA grid only; corpus kinds need src.evaluate (README).
         if self.task_name == "train" and self.data is not MISSING and self.data.train is not None:
             for name, ds in self.data.eval.items():

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from src.config import validate
+from src.config import ConfigSchema, validate
 
 
 def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
@@ -35,7 +34,8 @@ def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
         )
 
 
-def zero_shot_tags(cfg: DictConfig, eval_sets: dict[str, Any], corpus_sets: dict[str, Any]) -> dict[str, str]:
+def zero_shot_tags(settings: ConfigSchema, eval_sets: dict[str, Any], corpus_sets: dict[str, Any]
+                   ) -> dict[str, str]:
     """Run training's zero-shot check against the training sets the model records; raises on overlap.
 
     Returns the `zero_shot_check` tag (and `trained_on` when known) in the wording training uses.
@@ -43,10 +43,10 @@ def zero_shot_tags(cfg: DictConfig, eval_sets: dict[str, Any], corpus_sets: dict
     from src.evaluation.guard import zero_shot_tag
     from src.evaluation.provenance import recorded_training_sets
 
-    trained_on = recorded_training_sets(cfg.ckpt_path, str(cfg.model.pretrained))
+    trained_on = recorded_training_sets(settings.ckpt_path, str(settings.model.pretrained))
     if not trained_on:
         return {"zero_shot_check": zero_shot_tag(None)}
-    overlapping = sum(fp.check(eval_sets, cfg.eval.allow_overlap, cfg.eval.overlap_min_chars).total
+    overlapping = sum(fp.check(eval_sets, settings.eval.allow_overlap, settings.eval.overlap_min_chars).total
                       for fp in trained_on)
     # The guard reads LAReQA questions and sentences; corpus kinds (BEIR, MIRACL) are not hashed.
     unchecked = f" (corpus sets not checked: {', '.join(corpus_sets)})" if corpus_sets else ""
@@ -56,75 +56,67 @@ def zero_shot_tags(cfg: DictConfig, eval_sets: dict[str, Any], corpus_sets: dict
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Validate, load the sets, build the encoder, evaluate every set, log, close the run."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # before a tokenizer loads (DataLoader forks)
     from hydra.utils import instantiate
     from rich.console import Console
 
-    from src.builders import build_encoder, load_eval_sets, tags
     from src.config import CORPUS_KINDS
+    from src.data.sets import load_eval_sets
     from src.evaluation import keys
     from src.evaluation.artifacts import export_all
     from src.evaluation.driver import evaluate_sets, summary_table
     from src.evaluation.retrieval import evaluate_corpus_sets, load_sets
+    from src.model.encoder import build_encoder
     from src.runtime import setup_runtime
     from src.tracking import mlflow as tracking
+    from src.tracking.lifecycle import tracked_run
 
-    validate(cfg)
-    runtime = setup_runtime(cfg.trainer, cfg.threads)
-    if not cfg.data.eval:
+    settings = validate(cfg)
+    runtime = setup_runtime(settings.trainer, settings.threads)
+    ev = settings.eval
+    if not settings.data.eval:
         raise ValueError("data.eval is empty: choose evaluation sets, e.g. data=xquad_r")
     # Dispatch by kind: lareqa sets run the language grid, corpus kinds (beir, miracl) an index search.
-    eval_sets = load_eval_sets(cfg)
-    corpus_sets = {n: load_sets(n, d, cfg.paths.cache_dir) for n, d in cfg.data.eval.items() if d.kind in CORPUS_KINDS}
+    eval_sets = load_eval_sets(settings.data.eval)
+    corpus_sets = {n: load_sets(n, d, settings.paths.cache_dir) for n, d in settings.data.eval.items()
+                   if d.kind in CORPUS_KINDS}
     # Before the model loads or a run opens: a set the model was trained on is refused like in training.
-    zero_shot = zero_shot_tags(cfg, eval_sets, corpus_sets)
-    encoder = build_encoder(cfg)
-    if cfg.ckpt_path:
-        load_checkpoint_weights(encoder, cfg.ckpt_path)
+    zero_shot = zero_shot_tags(settings, eval_sets, corpus_sets)
+    encoder = build_encoder(settings.model)
+    if settings.ckpt_path:
+        load_checkpoint_weights(encoder, settings.ckpt_path)
     if runtime.device == "cuda":
         encoder.cuda()
-    out_dir = Path(cfg.paths.output_dir)
+    out_dir = Path(settings.paths.output_dir)
     # Corpus encoding goes through Lightning's predict loop (trainer=ddp: one disjoint shard set per rank).
     predict = instantiate(cfg.trainer, precision=runtime.precision, logger=False, callbacks=[], enable_checkpointing=False,
                           enable_progress_bar=False) if corpus_sets else None
     if predict is not None and not predict.is_global_zero:  # DDP workers encode, rank 0 does the rest
         evaluate_corpus_sets(cfg, encoder, predict, corpus_sets, runtime.precision)
         return {}
-    name = cfg.logger.run_name or f"{cfg.model.name}-eval-{'-'.join(cfg.data.eval)}"
-    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name,
-                                   {**tags(cfg, "evaluate"), **runtime.params(), **zero_shot})
-    status = "FAILED"
-    try:
-        tracking.log_config(logger, cfg, out_dir)
-        logger.log_hyperparams(runtime.params())
-        metrics, results, embeddings = evaluate_sets(
-            encoder, eval_sets, cfg.eval.batch_size, cfg.eval.candidate_text, runtime.precision
-        )
+    name = settings.logger.run_name or f"{settings.model.name}-eval-{'-'.join(settings.data.eval)}"
+    tags = {**tracking.run_tags("evaluate", settings.model.name, settings.seed, settings.data.eval),
+            **runtime.params(), **zero_shot}
+    with tracked_run(settings.logger, name, tags, out_dir) as run:
+        run.log_config(cfg, runtime.params())
+        metrics, results, embeddings = evaluate_sets(encoder, eval_sets, ev.batch_size, ev.candidate_text,
+                                                     runtime.precision)
         corpus_metrics, corpus_runs = (evaluate_corpus_sets(cfg, encoder, predict, corpus_sets, runtime.precision)
                                        if predict else ({}, {}))
         metrics.update(corpus_metrics)
-        logger.log_metrics(metrics, step=0)
-        if cfg.eval.exports:
+        run.logger.log_metrics(metrics, step=0)
+        if ev.exports:
             for set_name, by_lang in corpus_runs.items():
-                for lang, run in by_lang.items():
-                    trec = run.write_trec(out_dir / "eval" / set_name / (lang or "") / "run.trec")
-                    if cfg.eval.log_large_artifacts:  # like the LAReQA TREC files: large, kept in the run folder
-                        tracking.log_artifact(logger, trec, f"eval/{set_name}/{lang or ''}".rstrip("/"))
+                for lang, corpus_run in by_lang.items():
+                    trec = corpus_run.write_trec(out_dir / "eval" / set_name / (lang or "") / "run.trec")
+                    if ev.log_large_artifacts:  # like the LAReQA TREC files: large, kept in the run folder
+                        run.log_artifact(trec, f"eval/{set_name}/{lang or ''}".rstrip("/"))
             for set_name, res in results.items():
-                folder = export_all(
-                    eval_sets[set_name], embeddings[set_name], res, out_dir / "eval" / set_name,
-                    trec_depth=cfg.eval.trec_depth, save_embeddings=cfg.eval.save_embeddings,
-                )
-                large = () if cfg.eval.log_large_artifacts else ("trec", "embeddings")
-                tracking.log_artifact(logger, folder, f"eval/{set_name}", skip=large)
-        metrics_file = out_dir / "metrics.json"
-        metrics_file.write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        tracking.log_artifact(logger, metrics_file)
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        tracking.close_run(logger, status)
+                folder = export_all(eval_sets[set_name], embeddings[set_name], res, out_dir / "eval" / set_name,
+                                    trec_depth=ev.trec_depth, save_embeddings=ev.save_embeddings)
+                large = () if ev.log_large_artifacts else ("trec", "embeddings")
+                run.log_artifact(folder, f"eval/{set_name}", skip=large)
+        run.write_metrics(metrics)
     if eval_sets:
         Console().print(summary_table(metrics, list(eval_sets)))
     for set_name in corpus_sets:
@@ -133,15 +125,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for set_name in eval_sets:
         print(f"{set_name}: encoding {metrics[keys.time_key(set_name, 'encode')]:.1f}s, "
               f"scoring {metrics[keys.time_key(set_name, 'score')]:.1f}s")
-    print(f"MLflow run: {tracking.run_url(logger)}\nRun folder: {out_dir}")
+    print(f"MLflow run: {run.url()}\nRun folder: {out_dir}")
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    evaluate(cfg)
+# The command line: Hydra composes conf/evaluate.yaml with its overrides and calls `evaluate`.
+main = hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")(evaluate)
 
 
 if __name__ == "__main__":

@@ -6,168 +6,183 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig
 
-from src.config import ConfigError, validate
+from src.config import ConfigError, ConfigSchema, validate
+
+if TYPE_CHECKING:
+    from src.tracking.lifecycle import TrackedRun
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """The whole recipe, top to bottom: validate, load, build, fit, evaluate, export, close the run."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # before a tokenizer loads (DataLoader forks)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from src import reliability, resume
-    from src.builders import build_encoder, load_eval_sets, load_training_data, tags
-    from src.data.datamodule import PairDataModule
-    from src.evaluation import keys, provenance
-    from src.evaluation.callback import load_weights
+    from src.data.datamodule import PairDataModule, pair_sampler
+    from src.data.sets import load_eval_sets, load_training_data
+    from src.evaluation import provenance
     from src.evaluation.guard import zero_shot_tag
-    from src.launch import inherited_run_id
-    from src.model.card import ModelCard
+    from src.model.encoder import build_encoder
     from src.model.module import RetrievalModule
     from src.runtime import setup_runtime
     from src.tracking import mlflow as tracking
-    from src.tracking.model import try_log_encoder_model
+    from src.tracking.lifecycle import tracked_run
     from src.tracking.sweep import sweep_child
+    from src.training import resume
+    from src.training.launch import inherited_run_id, slurm_plugins
 
-    # 1. Config and data first: every bad input fails here, before a model loads or a run opens.
-    validate(cfg)
-    # trainer.precision=auto and threads=null resolved for this machine; threads applied before any torch work.
-    runtime = setup_runtime(cfg.trainer, cfg.threads)
-    # ckpt_path=last / resume=true / a SLURM requeue: which checkpoint, run folder and MLflow run to continue.
-    ckpt_path, previous, fingerprint = resume.prepare(cfg)
-    if cfg.data.train is None:
+    # 1. Config and data first: every bad input fails here, before a model loads or a run opens. Objects with a
+    # `_target_` are instantiated from `cfg` (its ${paths.output_dir} resolves to the run folder chosen below);
+    # plain values come from the validated, typed sections of `settings`.
+    settings = validate(cfg)
+    if settings.data.train is None:
         raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
-    pl.seed_everything(cfg.seed, workers=True)
-    eval_sets = load_eval_sets(cfg)
-    data = load_training_data(cfg, cfg.seed)  # training pairs + the validation split (selection only)
+    # trainer.precision=auto and threads=null resolved for this machine; threads applied before any torch work.
+    runtime = setup_runtime(settings.trainer, settings.threads)
+    # ckpt_path=last / resume=true / a SLURM requeue: which checkpoint, run folder and MLflow run to continue.
+    plan = resume.prepare(cfg)
+    if plan.run_dir != str(cfg.paths.output_dir):  # continued in its predecessor's folder, exports included
+        cfg.paths.output_dir = plan.run_dir
+    run_dir = Path(plan.run_dir)
+    train_set, seed = settings.data.train, settings.seed
+    pl.seed_everything(seed, workers=True)
+    eval_sets = load_eval_sets(settings.data.eval)
+    data = load_training_data(train_set, seed)  # training pairs + the validation split (selection only)
     pairs = data.pairs
     # Hashes of the training texts (validation split included: it chooses the model): the zero-shot check now,
     # then saved with every checkpoint and the export so `src.evaluate` runs the same check (provenance.py).
     trained_on = provenance.TrainingFingerprint.from_texts(
-        cfg.data.train.name, cfg.data.train.languages, data.texts(), cfg.eval.overlap_min_chars)
-    overlap = trained_on.check(eval_sets, cfg.eval.allow_overlap, cfg.eval.overlap_min_chars)
-    sampler = instantiate(cfg.sampling.sampler)
-    sampler(q_lang=pairs.q_lang, p_lang=pairs.p_lang, xling_id=pairs.xling_id,
-            batch_size=cfg.data.batch_size, seed=cfg.seed)  # validates batch size vs. pools now
+        train_set.name, train_set.languages, data.texts(), settings.eval.overlap_min_chars)
+    overlap = trained_on.check(eval_sets, settings.eval.allow_overlap, settings.eval.overlap_min_chars)
 
-    # 2. Model: build offline weights if the model config says how, then the encoder and the module.
-    encoder = build_encoder(cfg, texts=pairs.queries + pairs.passages)
+    # 2. The trainer knows this process's rank; the batch sampler is built once, for that rank, and checks the
+    # batch size against its pools now (the MLflow run is attached to the trainer when it opens, in step 4).
+    callbacks = build_callbacks(cfg.callbacks, eval_sets, data.val_set)
+    trainer = instantiate(cfg.trainer, precision=runtime.precision, logger=False, callbacks=callbacks,
+                          **slurm_plugins(settings.slurm_auto_requeue))
+    sampler = pair_sampler(instantiate(cfg.sampling.sampler), pairs, settings.data.batch_size, seed,
+                           trainer.world_size, trainer.global_rank)
+
+    # 3. Model: build offline weights if the model config says how, then the encoder and the module.
+    model = settings.model
+    encoder = build_encoder(model, texts=pairs.queries + pairs.passages)
     module = RetrievalModule(
         encoder=encoder,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optim.optimizer),
-        warmup_ratio=cfg.optim.warmup_ratio,
-        name=cfg.model.name,
-        on_nonfinite=cfg.on_nonfinite,
-        gather_negatives=cfg.model.gather_negatives,
-        cached_negatives=cfg.model.cached_negatives,
-        cache_chunk_size=cfg.model.cache_chunk_size,
+        warmup_ratio=settings.optim.warmup_ratio,
+        name=model.name,
+        on_nonfinite=settings.on_nonfinite,
+        gather_negatives=model.gather_negatives,
+        cached_negatives=model.cached_negatives,
+        cache_chunk_size=model.cache_chunk_size,
         checkpoint_extras={provenance.KEY: trained_on.to_checkpoint()},
     )
-    out_dir = Path(cfg.paths.output_dir)
     datamodule = PairDataModule(
-        pairs, encoder, sampler, cfg.data.batch_size, cfg.seed,
-        cache_dir=Path(cfg.paths.cache_dir) / "tokenized", num_workers=cfg.data.num_workers,
-        length_buckets=cfg.model.length_buckets, val_pairs=data.val_pairs,
+        pairs, encoder, sampler, settings.data.batch_size, cache_dir=Path(settings.paths.cache_dir) / "tokenized",
+        num_workers=settings.data.num_workers, length_buckets=model.length_buckets, val_pairs=data.val_pairs,
     )
 
-    # 3. Tracking and trainer. Inside a multirun the run is a child of the sweep's parent run.
+    # 4. Tracking: inside a multirun the run is a child of the sweep's parent run; a resumed run reopens its own,
+    # DDP child ranks adopt rank 0's (src/training/launch.py) and never open one.
     child = sweep_child(cfg)
-    name = cfg.logger.run_name or (child.name if child else
-                                   tracking.run_name(cfg.model.name, cfg.sampling.name, cfg.sampling.alpha, cfg.seed))
-    run_tags = {**tags(cfg, "train"), **runtime.params(),
-                "zero_shot_check": zero_shot_tag(overlap.total), **(child.tags if child else {})}
-    logger = tracking.build_logger(cfg.logger.experiment_name, cfg.logger.tracking_uri, name, run_tags,
-                                   # DDP child ranks adopt rank 0's run (src/launch.py) and never open one
-                                   run_id=previous.mlflow_run_id if previous else inherited_run_id(),
-                                   journal_dir=out_dir)
+    sampling, log = settings.sampling, settings.logger
+    name = log.run_name or (child.name if child else tracking.run_name(model.name, sampling.name, sampling.alpha, seed))
+    run_tags = {**tracking.run_tags("train", model.name, seed, settings.data.eval, sampling=sampling.name,
+                                    train_data=train_set.name,
+                                    # tagged only where it applies, so a reader never parses "None"
+                                    **({} if sampling.alpha is None else {"alpha": str(sampling.alpha)})),
+                **runtime.params(), "zero_shot_check": zero_shot_tag(overlap.total), **(child.tags if child else {})}
+    previous = plan.previous
+    evaluator = next((c for c in callbacks if hasattr(c, "last_metrics")), None)
+    with tracked_run(log, name, run_tags, run_dir, run_id=previous.mlflow_run_id if previous else inherited_run_id(),
+                     journal=True, owner=trainer.is_global_zero) as run:
+        trainer.logger = run.logger
+        if run.owner:
+            resume.RunRecord(str(run_dir), plan.fingerprint, run.run_id, tracking.resolve_tracking_uri(
+                log.tracking_uri), log.experiment_name).write()
+        if previous is None:  # a resumed run already has its params
+            run.log_config(cfg, runtime.params())
+        else:
+            run.set_tag("resumed_from", plan.checkpoint)
+
+        # 5. Fit (the callback evaluates at the end), export, record.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=plan.checkpoint)
+        result: dict[str, Any] = dict(evaluator.last_metrics) if evaluator else {}
+        if run.owner:
+            result.update(export(settings, run, trainer, module, trained_on, result, getattr(evaluator, "selected", None)))
+            run.write_metrics(result)
+            run.set_tag("checkpoint", result["checkpoint"])
+    if trainer.is_global_zero:
+        print(f"MLflow run: {run.url()}")
+        print(f"Run folder: {run_dir}  (checkpoint: {result.get('checkpoint')}, model: {result.get('exported_model')})")
+    return result
+
+
+def build_callbacks(configs: DictConfig | None, eval_sets: dict[str, Any], val_set: Any) -> list[Any]:
+    """The `callbacks` section's callbacks; the evaluation ones get their sets, validation ones need a split."""
+    from hydra.utils import instantiate
+
+    from src.evaluation import keys
+
     callbacks = []
-    for key, cb_cfg in (cfg.callbacks or {}).items():
+    for key, cb_cfg in (configs or {}).items():
         if cb_cfg is None:  # switched off (e.g. early_stopping: null)
             continue
-        if data.val_set is None and (key == "val_retrieval" or keys.is_validation(str(cb_cfg.get("monitor", "")))):
+        if val_set is None and (key == "val_retrieval" or keys.is_validation(str(cb_cfg.get("monitor", "")))):
             print(f"callbacks.{key}: off, there is no validation split (data.train.val_fraction=0 or a hub set); "
                   "the last weights are evaluated")
             continue
         cb = instantiate(cb_cfg)
         callbacks.append(cb(datasets=eval_sets) if key == "retrieval_eval" else
-                         cb(dataset=data.val_set) if key == "val_retrieval" else cb)
-    callbacks += reliability.debug_callbacks(cfg.debug, out_dir)
-    trainer = instantiate(cfg.trainer, precision=runtime.precision, logger=logger, callbacks=callbacks,
-                          **reliability.slurm_plugins(cfg.slurm_auto_requeue))
-    if trainer.is_global_zero:
-        resume.RunRecord(str(out_dir), fingerprint, logger.run_id, tracking.resolve_tracking_uri(
-            cfg.logger.tracking_uri), cfg.logger.experiment_name).write()
-    evaluator = next((c for c in callbacks if hasattr(c, "last_metrics")), None)
-
-    # 4. Fit (the callback evaluates at the end), export, record, close the run.
-    status = "FAILED"
-    try:
-        if trainer.is_global_zero and previous is None:  # a resumed run already has its params
-            tracking.log_config(logger, cfg, out_dir)
-            logger.log_hyperparams(runtime.params())
-        elif trainer.is_global_zero:
-            logger.experiment.set_tag(logger.run_id, "resumed_from", str(ckpt_path))
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        result: dict[str, Any] = dict(evaluator.last_metrics) if evaluator else {}
-        if trainer.is_global_zero:
-            ckpt = out_dir / "checkpoints" / "last.ckpt"
-            trainer.save_checkpoint(ckpt)  # the last training state (resume); the export is the selected one
-            result["checkpoint"] = str(ckpt)
-            selected = getattr(evaluator, "selected", None)
-            if selected is not None:
-                module.load_state_dict(load_weights(selected["checkpoint"]))
-                result.update({f"selected_{k}": v for k, v in selected.items()})
-                for k, v in selected.items():
-                    logger.experiment.set_tag(logger.run_id, f"selected_{k}", str(v))
-            if cfg.export_model:
-                result["exported_model"] = str(encoder.save(out_dir / "model"))
-                trained_on.save(out_dir / "model")
-                steps = selected["step"] if selected is not None else trainer.global_step
-                ModelCard.from_config(cfg, result, steps, logger.run_id).write(out_dir / "model")
-                if cfg.logger.log_model:
-                    try_log_encoder_model(tracking.resolve_tracking_uri(cfg.logger.tracking_uri), logger.run_id,
-                                          out_dir / "model", cfg.logger.registered_model_name)
-            if (out_dir / "eval").is_dir():
-                large = () if cfg.eval.log_large_artifacts else ("trec", "embeddings")
-                tracking.log_artifact(logger, out_dir / "eval", "eval", skip=large)
-            metrics_file = out_dir / "metrics.json"
-            metrics_file.write_text(json.dumps(result, indent=2, sort_keys=True))
-            tracking.log_artifact(logger, metrics_file)
-            logger.experiment.set_tag(logger.run_id, "checkpoint", str(ckpt))
-        status = "FINISHED"
-    except (KeyboardInterrupt, SIGTERMException) as err:
-        status = "KILLED"  # Ctrl-C or the scheduler's SIGTERM; InterruptCheckpoint wrote last.ckpt
-        if isinstance(err, SIGTERMException):  # a SystemExit with code 0: exit the way a SIGTERM'd process does
-            raise SystemExit(128 + signal.SIGTERM) from err
-        raise
-    except Exception as err:
-        if trainer.is_global_zero:
-            tracking.record_error(logger, err)  # the run says why it failed (tag + traceback artifact)
-        raise
-    finally:
-        if trainer.is_global_zero:
-            tracking.close_run(logger, status)
-    if trainer.is_global_zero:
-        print(f"MLflow run: {tracking.run_url(logger)}")
-        print(f"Run folder: {out_dir}  (checkpoint: {result.get('checkpoint')}, model: {result.get('exported_model')})")
-    return result
+                         cb(dataset=val_set) if key == "val_retrieval" else cb)
+    return callbacks
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    train(cfg)
+def export(settings: ConfigSchema, run: TrackedRun, trainer: Any, module: Any, trained_on: Any,
+           metrics: dict[str, Any], selected: dict[str, Any] | None) -> dict[str, Any]:
+    """After fit, on rank 0: the last checkpoint, the selected weights, the exported model, the eval artifacts.
+
+    Returns what metrics.json adds to the final metrics (checkpoint, selection, exported model folder).
+    """
+    from src.evaluation.callback import load_weights
+    from src.model.card import ModelCard
+    from src.tracking import mlflow as tracking
+    from src.tracking.model import try_log_encoder_model
+
+    out_dir = run.run_dir
+    ckpt = out_dir / "checkpoints" / "last.ckpt"
+    trainer.save_checkpoint(ckpt)  # the last training state (resume); the export is the selected one
+    added: dict[str, Any] = {"checkpoint": str(ckpt)}
+    if selected is not None:
+        module.load_state_dict(load_weights(selected["checkpoint"]))
+        added.update({f"selected_{k}": v for k, v in selected.items()})
+        for k, v in selected.items():
+            run.set_tag(f"selected_{k}", v)
+    if settings.export_model:
+        added["exported_model"] = str(module.encoder.save(out_dir / "model"))
+        trained_on.save(out_dir / "model")
+        steps = selected["step"] if selected is not None else trainer.global_step
+        ModelCard.of_training(settings.model, settings.sampling, settings.data, settings.seed, {**metrics, **added},
+                              steps, run.run_id).write(out_dir / "model")
+        if settings.logger.log_model:
+            try_log_encoder_model(tracking.resolve_tracking_uri(settings.logger.tracking_uri), run.run_id,
+                                  out_dir / "model", settings.logger.registered_model_name)
+    if (out_dir / "eval").is_dir():
+        large = () if settings.eval.log_large_artifacts else ("trec", "embeddings")
+        run.log_artifact(out_dir / "eval", "eval", skip=large)
+    return added
+
+
+# The command line: Hydra composes conf/config.yaml with its overrides and calls `train`.
+main = hydra.main(version_base="1.3", config_path="../conf", config_name="config")(train)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def test_ir_inputs_mirror_the_project_relevance(lareqa_dir: Path) -> None:
 def test_ir_evaluator_map_equals_project_map_on_the_same_vectors(lareqa_dir: Path, tmp_path: Path) -> None:
     from bench.grid import map_agreement
     from src.model.encoder import BiEncoder
-    from src.model.tiny import build_tiny_model
+    from src.model.weights.tiny import build_tiny_model
 
     ds = load_lareqa(lareqa_dir, ["en", "de", "zh"], "toy")
     texts = [q.text for x in ds.languages for q in ds.by_lang[x].questions]

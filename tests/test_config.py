@@ -71,6 +71,7 @@ def test_paper_preset() -> None:
         (["data.train.languages=[en,english]"], "languages"),
         (["optim.warmup_ratio=2"], "optim.warmup_ratio"),
         (["model.pad_to_multiple_of=0"], "model.pad_to_multiple_of"),
+        (["trainer=ddp", "trainer.strategy.timeout_s=0"], "trainer.strategy.timeout_s"),
     ],
 )
 def test_bad_values_name_the_key(overrides: list[str], key: str) -> None:

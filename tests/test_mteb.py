@@ -11,7 +11,7 @@ from src.data.lareqa import load_lareqa
 from src.evaluation.grid import encode_dataset, relevance, score_grid
 from src.evaluation.metrics import ranks_from_embeddings
 from src.model.encoder import BiEncoder
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 from tests.conftest import REAL_DATA
 from tests.model.test_st_export import QUERIES, cosines
 

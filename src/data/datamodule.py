@@ -72,8 +72,6 @@ class PairCollator:
     """One pair table's token ids (tokenised once) and false-negative keys; turns pair indices into a batch."""
 
     def __init__(self, pairs: PairTable, encoder: Any, cache_dir: str | Path | None, length_buckets: int) -> None:
-        if length_buckets < 1:
-            raise ValueError(f"model.length_buckets must be >= 1, got {length_buckets}")
         self.pairs, self.encoder, self.cache_dir, self.length_buckets = pairs, encoder, cache_dir, length_buckets
         self._queries: dict[str, list[list[int]]] | None = None
         self._passages: dict[str, list[list[int]]] | None = None
@@ -132,6 +130,16 @@ class PairCollator:
 VAL_SEED = 0  # validation batches are the same for every sampler and seed
 
 
+def pair_sampler(factory: Callable[..., Sampler[list[int]]], pairs: PairTable, batch_size: int, seed: int,
+                 num_replicas: int = 1, rank: int = 0) -> Sampler[list[int]]:
+    """The batch sampler over a pair table for one rank (`factory`: `sampling.sampler`, instantiated partial).
+
+    The sampler checks at construction that every pool it draws from fills a global step batch.
+    """
+    return factory(q_lang=pairs.q_lang, p_lang=pairs.p_lang, xling_id=pairs.xling_id, batch_size=batch_size,
+                   seed=seed, num_replicas=num_replicas, rank=rank)
+
+
 def validation_batches(n: int, batch_size: int, rank: int = 0, num_replicas: int = 1) -> list[list[int]]:
     """Fixed batches over all validation pairs (one shuffle with VAL_SEED), this rank's share under DDP."""
     order = np.random.default_rng(VAL_SEED).permutation(n)
@@ -146,9 +154,8 @@ class PairDataModule(LightningDataModule):
         self,
         pairs: PairTable,
         encoder: Any,
-        sampler: Callable[..., Sampler[list[int]]],
+        batch_sampler: Sampler[list[int]],
         batch_size: int,
-        seed: int = 0,
         cache_dir: str | Path | None = None,
         num_workers: int = 0,
         length_buckets: int = 1,
@@ -157,34 +164,24 @@ class PairDataModule(LightningDataModule):
         super().__init__()
         self.pairs = pairs
         self.encoder = encoder
-        self.sampler_factory = sampler
+        # Built once by the caller, for this process's rank (its shard of every global step batch).
+        self.batch_sampler = batch_sampler
         self.batch_size = batch_size
-        self.seed = seed
         self.num_workers = num_workers
-        self.batch_sampler: Sampler[list[int]] | None = None
         self.train_collator = PairCollator(pairs, encoder, cache_dir, length_buckets)
         self.val_collator = PairCollator(val_pairs, encoder, cache_dir, length_buckets) if val_pairs else None
 
     def setup(self, stage: str | None = None) -> None:
-        """Tokenise queries and passages once and build the batch sampler for this rank."""
+        """Tokenise queries and passages once; check that the batch sampler shards for this trainer's rank."""
         self.train_collator.prepare()
         if self.val_collator is not None:
             self.val_collator.prepare()
-        world, rank = 1, 0
-        if self.trainer is not None:
-            world, rank = self.trainer.world_size, self.trainer.global_rank
-        current = self.batch_sampler
-        if current is not None and (current.num_replicas, current.rank) == (world, rank):
-            return  # keep the sampler (and any resumed position) across repeated setup calls
-        self.batch_sampler = self.sampler_factory(
-            q_lang=self.pairs.q_lang,
-            p_lang=self.pairs.p_lang,
-            xling_id=self.pairs.xling_id,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            num_replicas=world,
-            rank=rank,
-        )
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        built = (getattr(self.batch_sampler, "num_replicas", 1), getattr(self.batch_sampler, "rank", 0))
+        if built != (world, rank):
+            raise ValueError(f"the batch sampler was built for (num_replicas, rank) = {built}, "
+                             f"but this trainer runs as {(world, rank)}")
 
     def collate(self, indices: list[int]) -> dict[str, Any]:
         """A training batch (see PairCollator)."""
@@ -204,8 +201,6 @@ class PairDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Batches come whole from the language sampler; the sampler also distributes across ranks."""
-        if self.batch_sampler is None:
-            self.setup("fit")
         return DataLoader(
             _Indices(len(self.pairs)),
             batch_sampler=self.batch_sampler,
@@ -240,6 +235,4 @@ class PairDataModule(LightningDataModule):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the sampler position saved by `state_dict`."""
         if "sampler" in state:
-            if self.batch_sampler is None:
-                self.setup("fit")
-            self.batch_sampler.load_state_dict(state["sampler"])  # type: ignore[union-attr]
+            self.batch_sampler.load_state_dict(state["sampler"])  # type: ignore[attr-defined]

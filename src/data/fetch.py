@@ -7,7 +7,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from src.fsutil import sha256_file
+from src.utils.files import sha256_file
 
 # google-research-datasets/lareqa, pinned by commit (XQuAD-R from its current tree, MLQA-R from 354d67d).
 UPSTREAM = {

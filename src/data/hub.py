@@ -46,7 +46,7 @@ def build_parallel_pairs(
     cols = {"query": "query", "positive": "positive", "negative": "negative", **(columns or {})}
     missing = [lang for lang in languages if lang not in subsets]
     if missing:
-        raise ValueError(f"data.train.subsets has no entry for languages {missing} (language -> dataset config)")
+        raise ValueError(f"subsets has no entry for languages {missing} (language -> dataset config)")
     tables = {}
     for lang in languages:
         rows = loader(path, subsets[lang], split)

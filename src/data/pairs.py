@@ -46,7 +46,7 @@ def build_pairs(
     """Every xling_id x every ordered language pair (X, Y) in which it exists, X = Y included."""
     if candidate_text not in ("sentence", "sentence_context"):
         raise ValueError(
-            f"data.train.candidate_text={candidate_text!r}: expected 'sentence' or 'sentence_context'"
+            f"candidate_text={candidate_text!r}: expected 'sentence' or 'sentence_context'"
         )
     rng = np.random.default_rng(seed)
     queries: list[str] = []

@@ -15,7 +15,7 @@ from src.data.lareqa import LanguageSplit, LareqaDataset
 def held_out(xling_id: str, fraction: float) -> bool:
     """Whether a question id belongs to the validation split (uniform in [0, 1) from its hash)."""
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"data.train.val_fraction={fraction}: expected a fraction in [0, 1)")
+        raise ValueError(f"fraction={fraction}: expected a fraction in [0, 1)")
     digest = hashlib.blake2b(xling_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 < fraction
 

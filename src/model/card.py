@@ -6,8 +6,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
+if TYPE_CHECKING:
+    from src.config import DataSchema, ModelSchema, SamplingSchema
 
 from src.evaluation import keys
 
@@ -42,16 +44,16 @@ class ModelCard:
     run_id: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, metrics: Mapping[str, float], steps: int,
-                    run_id: str | None = None) -> ModelCard:
-        """The card of a `src.run` training run: its composed config, final metrics and optimizer steps."""
+    def of_training(cls, model: ModelSchema, sampling: SamplingSchema, data: DataSchema, seed: int,
+                    metrics: Mapping[str, float], steps: int, run_id: str | None = None) -> ModelCard:
+        """The card of a `src.run` training run: its config sections, final metrics and optimizer steps."""
         return cls(
-            base_model=cfg.model.name, pretrained=str(cfg.model.pretrained), pooling=cfg.model.pooling,
-            query_prefix=cfg.model.query_prefix, passage_prefix=cfg.model.passage_prefix,
-            sampler=cfg.sampling.name, alpha=cfg.sampling.alpha, seed=cfg.seed,
-            train_data=cfg.data.train.name, train_languages=list(cfg.data.train.get("languages") or []),
-            steps=int(steps), batch_size=cfg.data.batch_size, metrics=dict(metrics),
-            eval_sets=[n for n, d in (cfg.data.eval or {}).items() if d.kind == "lareqa"], run_id=run_id,
+            base_model=model.name, pretrained=str(model.pretrained), pooling=model.pooling,
+            query_prefix=model.query_prefix, passage_prefix=model.passage_prefix,
+            sampler=sampling.name, alpha=sampling.alpha, seed=seed,
+            train_data=data.train.name, train_languages=list(data.train.languages or []),
+            steps=int(steps), batch_size=data.batch_size, metrics=dict(metrics),
+            eval_sets=[n for n, d in (data.eval or {}).items() if d.kind == "lareqa"], run_id=run_id,
         )
 
     def metric_table(self) -> str:

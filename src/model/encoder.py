@@ -8,11 +8,16 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from src.config import ModelSchema
 
 Pooling = Literal["mean", "cls", "pooler"]
 Side = Literal["query", "passage"]
@@ -62,7 +67,7 @@ class LengthBuckets:
     def from_lengths(cls, lengths: np.ndarray, groups: int, multiple: int = 1) -> LengthBuckets:
         """Sort rows by length (stable, longest first), split into `groups` near-equal groups; widths rounded up."""
         if groups < 1:
-            raise ValueError(f"model.length_buckets must be >= 1, got {groups}")
+            raise ValueError(f"groups must be >= 1, got {groups}")
         lengths = np.asarray(lengths)
         order = np.argsort(-lengths, kind="stable")
         parts = [c for c in np.array_split(order, min(groups, max(len(order), 1))) if len(c)]
@@ -237,3 +242,24 @@ class BiEncoder(nn.Module):
         }
         (out / ENCODER_FILE).write_text(json.dumps(settings, indent=2))
         return out
+
+
+def build_encoder(model: ModelSchema | DictConfig, texts: Sequence[str] | None = None,
+                  pretrained: str | None = None) -> BiEncoder:
+    """The `model` section's encoder: offline weights prepared first when the section says how.
+
+    A folder exported by xlir carries its pooling/prefix settings (xlir_encoder.json); they win over the
+    model config so the exported model is evaluated exactly as it was trained.
+    """
+    from hydra.utils import instantiate
+
+    if pretrained is None:
+        pretrained = model.pretrained
+        # A complete model folder is used as it is (e.g. model.pretrained=<exported folder>).
+        if model.prepare is not None and not (Path(str(pretrained)) / "config.json").is_file():
+            pretrained = instantiate(model.prepare)(texts=texts)
+    settings: dict[str, Any] = {}
+    exported = Path(str(pretrained)) / ENCODER_FILE
+    if exported.is_file():
+        settings = json.loads(exported.read_text())
+    return instantiate(model.encoder, pretrained=str(pretrained), **settings)

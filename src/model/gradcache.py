@@ -50,7 +50,7 @@ class ReplayRng:
 def chunk_slices(n: int, size: int) -> list[slice]:
     """Consecutive row slices of at most `size` rows covering range(n) (none for n = 0)."""
     if size < 1:
-        raise ValueError(f"model.cache_chunk_size must be >= 1, got {size}")
+        raise ValueError(f"chunk size must be >= 1, got {size}")
     return [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
 

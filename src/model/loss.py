@@ -116,8 +116,6 @@ class InfoNCELoss(nn.Module):
 
     def __init__(self, temperature: float = 0.05, in_batch_positives: bool = True) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"loss.temperature must be > 0, got {temperature}")
         self.temperature = temperature
         self.in_batch_positives = in_batch_positives
         self.last_masked: torch.Tensor | None = None

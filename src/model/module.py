@@ -45,10 +45,7 @@ class RetrievalModule(LightningModule):
         checkpoint_extras: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= warmup_ratio <= 1.0:
-            raise ValueError(f"optim.warmup_ratio must be in [0, 1], got {warmup_ratio}")
-        if on_nonfinite not in ("stop", "skip"):
-            raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {on_nonfinite!r}")
+        # Argument values are checked once, by the config schema (src/config.py), which names the key.
         self.on_nonfinite = on_nonfinite
         self.skipped_batches = 0
         self.encoder = encoder
@@ -58,8 +55,6 @@ class RetrievalModule(LightningModule):
         self.name = name
         self._window_start: float | None = None  # throughput window: start time and pairs seen since
         self._window_pairs = 0
-        if cached_negatives and cache_chunk_size < 1:
-            raise ValueError(f"model.cache_chunk_size must be >= 1, got {cache_chunk_size}")
         self.gather_negatives = gather_negatives  # score against the passages of every DDP rank
         self.cache_chunk_size = cache_chunk_size if cached_negatives else None  # GradCache chunk rows
         self._cached: list[CachedSide] | None = None  # pass-1 embeddings awaiting `backward`

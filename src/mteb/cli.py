@@ -45,8 +45,9 @@ def from_checkpoint(ckpt: Path, workdir: Path) -> Any:
     from omegaconf import OmegaConf
     from sentence_transformers import SentenceTransformer
 
-    from src.builders import build_encoder, load_training_pairs
+    from src.data.sets import load_training_pairs
     from src.evaluate import load_checkpoint_weights
+    from src.model.encoder import build_encoder
 
     config = ckpt.resolve().parent.parent / "config.yaml"  # {run folder}/checkpoints/last.ckpt
     if not config.is_file():
@@ -54,9 +55,9 @@ def from_checkpoint(ckpt: Path, workdir: Path) -> Any:
     cfg = OmegaConf.load(config)
     texts = None
     if cfg.model.prepare is not None and not (Path(cfg.model.pretrained) / "config.json").is_file():
-        pairs = load_training_pairs(cfg, cfg.seed)  # model=tiny: its vocabulary comes from the training texts
+        pairs = load_training_pairs(cfg.data.train, cfg.seed)  # model=tiny: its vocabulary comes from the training texts
         texts = pairs.queries + pairs.passages
-    encoder = build_encoder(cfg, texts=texts)
+    encoder = build_encoder(cfg.model, texts=texts)
     load_checkpoint_weights(encoder, str(ckpt))
     return SentenceTransformer(str(encoder.save(workdir / "model")), device="cpu")
 

@@ -48,7 +48,7 @@ EXCLUDED_PARAMS = (
     "paths.*", "logger.*", "hydra.*", "trainer.default_root_dir", "callbacks.*.dirpath", "callbacks.*.export_dir",
     # The host as src/run.py logs it (device, cores, CPU model and flags) and the torch thread count.
     "runtime.*", "threads",
-    # How a run was launched or continued (cf. src/resume.py VOLATILE_KEYS); ckpt_path stays: starting from
+    # How a run was launched or continued (cf. src/training/resume.py VOLATILE_KEYS); ckpt_path stays: starting from
     # another run's weights is another experiment.
     "resume", "slurm_auto_requeue", "debug.batch_log", "debug.step_sleep_s",
     # Which files an evaluation writes and its batch size, not what it measures.

@@ -91,7 +91,7 @@ def resolve_precision(requested: str | None, device: str, cpu_native_bf16: bool,
         return None
     requested = str(requested)
     if requested not in PRECISIONS:
-        raise ValueError(f"trainer.precision={requested!r}: expected one of {', '.join(PRECISIONS)}")
+        raise ValueError(f"precision={requested!r}: expected one of {', '.join(PRECISIONS)}")
     if requested != AUTO:
         return requested
     if device == "cuda":

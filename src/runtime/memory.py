@@ -50,8 +50,6 @@ class MemoryCallback(Callback):
 
     def __init__(self, trim_every_n_steps: int | None = 10, log_rss: bool = True) -> None:
         super().__init__()
-        if trim_every_n_steps is not None and trim_every_n_steps < 1:
-            raise ValueError(f"callbacks.memory.trim_every_n_steps={trim_every_n_steps}: expected >= 1 or null")
         self.trim_every_n_steps = trim_every_n_steps
         self.log_rss = log_rss
 

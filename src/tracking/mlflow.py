@@ -6,12 +6,14 @@ import os
 import subprocess
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
+
+REPO = Path(__file__).resolve().parents[2]  # the project checkout (its commit is a tag of every run)
 
 
 class XlirMLFlowLogger(MLFlowLogger):
@@ -66,6 +68,13 @@ def sampling_label(sampling: str, alpha: float | None) -> str:
 def run_name(model: str, sampling: str, alpha: float | None, seed: int) -> str:
     """Readable run name, e.g. `me5_small_bundled-hybrid-a0.5-seed42`."""
     return f"{model}-{sampling_label(sampling, alpha)}-seed{seed}"
+
+
+def run_tags(task: str, model: str, seed: int, eval_sets: Iterable[str], **training: str) -> dict[str, str]:
+    """Searchable MLflow tags: task, model, data sets, seed and the code's commit (+ `training`: sampling, alpha,
+    train_data for a training run)."""
+    return {"task": task, "model": model, "eval_data": ",".join(eval_sets), "seed": str(seed),
+            "git_commit": git_commit(REPO), **training}
 
 
 def build_logger(

@@ -17,7 +17,7 @@ def test_held_out_is_a_pure_function_of_the_id() -> None:
     assert 0.045 < share < 0.055
     assert [held_out(x, 0.05) for x in ids[:50]] == [held_out(x, 0.05) for x in ids[:50]]
     assert not any(held_out(x, 0.0) for x in ids[:100])
-    with pytest.raises(ValueError, match=r"data.train.val_fraction=1.0: expected a fraction in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"fraction=1.0: expected a fraction in \[0, 1\)"):
         held_out("q1", 1.0)
 
 

@@ -20,7 +20,7 @@ from src.evaluation.corpus import (
     shard_bounds,
 )
 from src.model.encoder import BiEncoder
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 from tests.data.test_beir import fixture_corpus, write_fixture
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 from tests.model.test_gradcache import NEGATIVES, PASSAGES, QUERIES
 
 

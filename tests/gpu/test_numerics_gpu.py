@@ -73,13 +73,14 @@ def test_gradcache_replays_dropout_and_bf16(tiny_dir: Path) -> None:
 def test_grid_on_cuda_equals_cpu(real_data: Path, exact_fp32: None) -> None:
     """All of XQuAD-R (121 pairs + pooled) encoded on CUDA ranks like on the CPU: every mAP within 1e-4."""
     from bench.common import compose
-    from src.builders import build_encoder, load_eval_sets, load_training_pairs
+    from src.data.sets import load_eval_sets, load_training_pairs
     from src.evaluation.driver import evaluate_sets
+    from src.model.encoder import build_encoder
 
     cfg = compose(["model=tiny", "data=mlqa_r_to_xquad_r", f"paths.data_dir={real_data.parent}"])
-    pairs = load_training_pairs(cfg, cfg.seed)
-    enc = build_encoder(cfg, texts=pairs.queries + pairs.passages)
-    sets = load_eval_sets(cfg)
+    pairs = load_training_pairs(cfg.data.train, cfg.seed)
+    enc = build_encoder(cfg.model, texts=pairs.queries + pairs.passages)
+    sets = load_eval_sets(cfg.data.eval)
     cpu, _, _ = evaluate_sets(enc, sets, batch_size=cfg.eval.batch_size, precision="32-true")
     cuda, _, _ = evaluate_sets(enc.cuda(), sets, batch_size=cfg.eval.batch_size, precision="32-true")
     keys = [k for k in cpu if "/map" in k]

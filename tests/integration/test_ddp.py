@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from src.launch import RUN_ID_ENV, child_command, config_flags, inherited_run_id
+from src.training.launch import RUN_ID_ENV, child_command, config_flags, inherited_run_id
 from tests.integration.helpers import mlflow_runs, run_module
 
 FAST = ["model=tiny", "trainer.max_steps=3", "data.batch_size=8", "trainer.precision=32-true", "export_model=false",

@@ -12,7 +12,7 @@ from ir_measures import AP, RR, R, nDCG
 
 from src.config import ConfigError, validate
 from src.evaluation.corpus import MANIFEST, passage_text
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 from tests.data.test_beir import QUERIES, fixture_corpus, write_fixture
 from tests.integration.helpers import mlflow_runs, run_module
 

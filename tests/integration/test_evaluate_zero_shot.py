@@ -44,7 +44,7 @@ def mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny(mini: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model folder with no training-set metadata (like a hub or bundled model)."""
     from src.data.lareqa import load_lareqa
-    from src.model.tiny import build_tiny_model
+    from src.model.weights.tiny import build_tiny_model
 
     ds = load_lareqa(mini, LANGS, "mini")
     texts = [t for s in ds.by_lang.values() for t in [q.text for q in s.questions] + [c.sentence for c in s.candidates]]
@@ -129,12 +129,12 @@ def test_mlqa_r_model_refuses_mlqa_r(tmp_path: Path, tiny: Path, real_data: Path
     """Trained on MLQA-R (texts as src.run hashes them), evaluated on MLQA-R: refused with real examples."""
     from hydra import compose, initialize_config_dir
 
-    from src.builders import load_training_pairs
+    from src.data.sets import load_training_pairs
     from src.evaluate import evaluate
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         train_cfg = compose("config", overrides=[f"paths.data_dir={real_data.parent}", "paths.output_dir=unused"])
-        pairs = load_training_pairs(train_cfg, 42)
+        pairs = load_training_pairs(train_cfg.data.train, 42)
         model = tmp_path / "model"
         shutil.copytree(tiny, model)
         TrainingFingerprint.from_texts(train_cfg.data.train.name, train_cfg.data.train.languages,

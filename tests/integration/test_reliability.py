@@ -19,10 +19,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from src.reliability import read_batch_log
-from src.resume import RECORD_FILE
+from src.training.resume import RECORD_FILE
 from tests.conftest import lareqa_json
 from tests.integration.helpers import ROOT, mlflow_runs, run_module
+from tests.integration.hooks import batch_log, poison, read_batch_log, step_delay
 
 pytestmark = pytest.mark.reliability
 
@@ -31,7 +31,7 @@ BASE = ["model=tiny", f"trainer.max_steps={STEPS}", "data.batch_size=3", "traine
         "trainer.precision=32-true", "trainer.deterministic=true", "eval.exports=false", "export_model=false",
         "data.train.languages=[en,de,zh]", "data.eval.xquad_r.languages=[en,de,zh]", "eval.allow_overlap=true",
         "callbacks.model_checkpoint.every_n_train_steps=3", "callbacks.retrieval_eval.every_n_steps=6",
-        "debug.batch_log=true", "data.train.val_fraction=0"]  # 4 question ids: too few to hold any out
+        batch_log(), "data.train.val_fraction=0"]  # 4 question ids: too few to hold any out
 
 
 def write_corpus(root: Path) -> Path:
@@ -116,7 +116,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference: tuple[Pa
                                                              tmp_path: Path) -> None:
     ref_db, ref_run = reference
     db, first = tmp_path / "mlflow.db", tmp_path / "attempt1"
-    proc = _start(corpus, db, first, "debug.step_sleep_s=0.4")
+    proc = _start(corpus, db, first, step_delay(0.4))
     _wait_for_steps(proc, first, 5)  # checkpoint at step 3 exists, step 4 is under way
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
@@ -128,8 +128,9 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference: tuple[Pa
     (killed,) = mlflow_runs(db)
     assert killed.info.status == "RUNNING"  # a SIGKILL leaves no chance to close it
 
-    # A relaunch gets a new Hydra folder; ckpt_path=last finds the interrupted run by its config.
-    proc2 = _ok(corpus, db, tmp_path / "attempt2", "ckpt_path=last")
+    # A relaunch gets a new Hydra folder; ckpt_path=last finds the interrupted run by its config (its callbacks,
+    # the test hooks included, are part of it).
+    proc2 = _ok(corpus, db, tmp_path / "attempt2", step_delay(0.4), "ckpt_path=last")
     assert str(first / "checkpoints" / "last.ckpt") in proc2.stdout + proc2.stderr
 
     runs = mlflow_runs(db)
@@ -153,7 +154,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference: tuple[Pa
 
 def test_sigterm_saves_checkpoint_and_marks_run_killed(corpus: Path, tmp_path: Path) -> None:
     db, run_dir = tmp_path / "mlflow.db", tmp_path / "run"
-    proc = _start(corpus, db, run_dir, "debug.step_sleep_s=0.4", "callbacks.model_checkpoint.every_n_train_steps=2")
+    proc = _start(corpus, db, run_dir, step_delay(0.4), "callbacks.model_checkpoint.every_n_train_steps=2")
     _wait_for_steps(proc, run_dir, 4)
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=120)[0]
@@ -167,10 +168,10 @@ def test_sigterm_saves_checkpoint_and_marks_run_killed(corpus: Path, tmp_path: P
     assert ckpt["PairDataModule"]["sampler"]["batches_yielded"] == done
 
 
-def _poisoned(data: Path, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
+def _poisoned(data: Path, tmp_path: Path, *extra: str, kind: str = "loss") -> tuple[subprocess.CompletedProcess, Path, Path]:
     db, run_dir = tmp_path / "mlflow.db", tmp_path / "run"
     proc = run_module("src.run", *_args(data, db, run_dir, "trainer.max_steps=5", "callbacks.retrieval_eval.every_n_steps=null",
-                                        "debug.poison_step=2", *extra), timeout=600)
+                                        poison(2, kind), *extra), timeout=600)
     return proc, db, run_dir
 
 
@@ -200,8 +201,7 @@ def test_nonfinite_loss_skip_counts_and_continues(corpus: Path, tmp_path: Path) 
 def test_fp16_loss_scaler_absorbs_an_inf_gradient(corpus: Path, tmp_path: Path) -> None:
     # Lightning maps 16-mixed to bf16-mixed on CPU; the explicit plugin keeps fp16 autocast + GradScaler("cpu").
     fp16 = "[{_target_: lightning.pytorch.plugins.precision.MixedPrecision, precision: 16-mixed, device: cpu}]"
-    proc, db, _ = _poisoned(corpus, tmp_path, "trainer.precision=null", f"+trainer.plugins={fp16}",
-                            "debug.poison=grad")
+    proc, db, _ = _poisoned(corpus, tmp_path, "trainer.precision=null", f"+trainer.plugins={fp16}", kind="grad")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = mlflow_runs(db)
     scale = _history(db, run.info.run_id, "train/amp_scale")

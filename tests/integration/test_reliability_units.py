@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from src.config import ConfigError, validate
-from src.reliability import rng_states, set_rng_states, slurm_plugins
-from src.resume import RunRecord, config_fingerprint, find_last, resolve
+from src.training.checkpoints import rng_states, set_rng_states
+from src.training.launch import slurm_plugins
+from src.training.resume import RunRecord, config_fingerprint, find_last, resolve
 from tests.test_config import make_cfg
 
 pytestmark = pytest.mark.reliability
@@ -31,12 +32,15 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint() -> None:
 
 
 def test_fingerprint_ignores_where_and_how_but_not_what() -> None:
-    cfg = {"seed": 1, "ckpt_path": None, "resume": False, "debug": {"step_sleep_s": 0},
+    cfg = {"seed": 1, "ckpt_path": None, "resume": False, "hydra": {"job": {"num": 0}},
            "paths": {"output_dir": "/runs/a"}, "callbacks": {"ckpt": {"dirpath": "/runs/a/checkpoints"}}}
-    moved = {**cfg, "ckpt_path": "last", "resume": True, "debug": {"step_sleep_s": 1},
+    moved = {**cfg, "ckpt_path": "last", "resume": True, "hydra": {"job": {"num": 3}},
              "paths": {"output_dir": "/runs/b"}, "callbacks": {"ckpt": {"dirpath": "/runs/b/checkpoints"}}}
     assert config_fingerprint(cfg, "/runs/a") == config_fingerprint(moved, "/runs/b")
     assert config_fingerprint(cfg, "/runs/a") != config_fingerprint({**cfg, "seed": 2}, "/runs/a")
+    # Every callback counts, an added one (e.g. a test hook) too: a resumed attempt passes the same ones.
+    hooked = {**cfg, "callbacks": {**cfg["callbacks"], "step_delay": {"seconds": 0.4}}}
+    assert config_fingerprint(cfg, "/runs/a") != config_fingerprint(hooked, "/runs/a")
 
 
 def _run(root: Path, name: str, fingerprint: str, with_ckpt: bool = True) -> Path:
@@ -92,8 +96,8 @@ def test_slurm_auto_requeue_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("override", "key"),
-    [("on_nonfinite=ignore", "on_nonfinite"), ("debug.poison=weights", "debug.poison"),
-     ("debug.step_sleep_s=-1", "debug.step_sleep_s"), ("resume=maybe", "resume")],
+    [("on_nonfinite=ignore", "on_nonfinite"), ("slurm_auto_requeue=maybe", "slurm_auto_requeue"),
+     ("ckpt_path=[last]", "ckpt_path"), ("resume=maybe", "resume")],
 )
 def test_reliability_keys_are_validated(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from src.tracking.mlflow import flatten
 from src.tracking.resilient import JOURNAL_FILE, Journal, metric_journal
 from tests.integration.helpers import mlflow_runs, run_module
+from tests.integration.hooks import step_delay
 from tests.integration.test_reliability import _args, _start, _wait_for_steps, write_corpus
 
 pytestmark = pytest.mark.reliability
@@ -120,7 +121,7 @@ def test_unreachable_server_fails_fast_naming_the_uri(corpus: Path, tmp_path: Pa
 def test_server_outage_mid_run_then_sync_loses_nothing(corpus: Path, tmp_path: Path) -> None:
     port, run_dir, server_dir = _free_port(), tmp_path / "run", tmp_path / "server"
     with mlflow_server(server_dir, port) as uri:
-        job = _start(corpus, tmp_path / "unused.db", run_dir, "debug.step_sleep_s=0.5",
+        job = _start(corpus, tmp_path / "unused.db", run_dir, step_delay(0.5),
                      env={"MLFLOW_TRACKING_URI": uri})
         _wait_for_steps(job, run_dir, 3)
     # Server gone (same store, restarted below): training must go on, the journal keeps what failed.

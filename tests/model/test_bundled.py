@@ -1,4 +1,4 @@
-"""Tests for the offline multilingual-e5-small converter (src/model/bundled.py)."""
+"""Tests for the offline multilingual-e5-small converter (src/model/weights/bundled.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from src.model import bundled
-from src.model.bundled import (
+from src.model.weights import bundled
+from src.model.weights.bundled import (
     EXPECTED_PARAMETERS,
     MANIFEST_NAME,
     REQUIRED_FILES,
@@ -74,8 +74,8 @@ def test_default_dir_honours_cache_env(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("XLIR_CACHE_DIR", str(tmp_path))
     assert default_bundled_dir() == tmp_path / "models" / "multilingual-e5-small"
     monkeypatch.delenv("XLIR_CACHE_DIR")
-    repo_root = Path(bundled.__file__).resolve().parents[2]
-    assert (repo_root / "src" / "model" / "bundled.py").is_file()
+    repo_root = Path(bundled.__file__).resolve().parents[3]
+    assert (repo_root / "src" / "model" / "weights" / "bundled.py").is_file()
     assert default_bundled_dir() == repo_root / ".cache" / "models" / "multilingual-e5-small"
 
 

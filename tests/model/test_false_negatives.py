@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.datamodule import PairDataModule
+from src.data.datamodule import PairDataModule, pair_sampler
 from src.data.lareqa import LareqaDataset, load_lareqa
 from src.data.pairs import PairTable, build_pairs
 from src.data.samplers import XY, Hybrid, LanguageBatchSampler, XXMono
@@ -98,7 +98,8 @@ def test_no_unmasked_relevant_candidate(real_data: Path, train_set: str) -> None
     seen = hits = 0
     for structure in (XXMono(), XY(), Hybrid(alpha=0.5)):
         kind = structure.name
-        dm = PairDataModule(pairs, _KeysOnlyEncoder(), partial(LanguageBatchSampler, structure), batch_size=100, seed=1)
+        sampler = pair_sampler(partial(LanguageBatchSampler, structure), pairs, batch_size=100, seed=1)
+        dm = PairDataModule(pairs, _KeysOnlyEncoder(), sampler, batch_size=100)
         dm.setup("fit")
         for b, indices in zip(range(200), dm.batch_sampler):
             batch = dm.collate(indices)

@@ -11,7 +11,7 @@ import torch
 
 from src.model.encoder import BiEncoder, LengthBuckets, round_up
 from src.model.loss import InfoNCELoss
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 from tests.model.test_gradcache import NEGATIVES, PASSAGES, QUERIES, assert_same_grads, grads
 
 # Lengths that differ a lot, as MLQA-R sentences do (5 to ~60 tokens).
@@ -42,7 +42,7 @@ def test_widths_rounded_up_to_the_multiple() -> None:
 def test_from_lengths_edge_cases() -> None:
     assert len(LengthBuckets.from_lengths(np.array([4, 2]), groups=8).rows) == 2  # never an empty group
     assert LengthBuckets.from_lengths(np.array([4, 2]), groups=1).widths == (4,)
-    with pytest.raises(ValueError, match="model.length_buckets must be >= 1"):
+    with pytest.raises(ValueError, match="groups must be >= 1, got 0"):
         LengthBuckets.from_lengths(np.array([1]), groups=0)
 
 

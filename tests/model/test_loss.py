@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
+from src.config import ConfigError, validate
 from src.model.loss import InfoNCELoss, info_nce
+from tests.test_config import make_cfg
 
 
 def test_info_nce_hand_computed() -> None:
@@ -29,6 +31,8 @@ def test_info_nce_hand_computed() -> None:
     assert InfoNCELoss(t)(q, p).item() == pytest.approx((k0 + k1) / 2, rel=1e-6)
 
 
-def test_temperature_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="temperature"):
-        InfoNCELoss(0.0)
+@pytest.mark.parametrize("temperature", ["0", "-0.05", "nan"])
+def test_temperature_must_be_positive(temperature: str) -> None:
+    # Checked once, by the config schema, naming the key (InfoNCELoss trusts its validated argument).
+    with pytest.raises(ConfigError, match=rf"loss\.temperature={temperature}"):
+        validate(make_cfg(f"loss.temperature={temperature}"))

@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoModel
 
 from src.model.encoder import ENCODER_FILE, BiEncoder
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 from tests.model.test_tiny import make_corpus
 
 sentence_transformers = pytest.importorskip("sentence_transformers")
@@ -79,13 +79,13 @@ def test_tiny_export_is_a_sentence_transformer(tiny_folder: Path, tmp_path: Path
 def test_build_encoder_reads_the_exported_settings(tiny_folder: Path, tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
 
-    from src.builders import build_encoder
+    from src.model.encoder import build_encoder
 
     encoder = BiEncoder(str(tiny_folder), pooling="pooler", query_prefix="q: ", max_query_length=16)
     out = encoder.save(tmp_path / "model")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["model=tiny", f"model.pretrained={out}", "paths.output_dir=."])
-    built = build_encoder(cfg)
+    built = build_encoder(cfg.model)
     assert (built.pooling, built.prefixes["query"], built.max_lengths["query"]) == ("pooler", "q: ", 16)
 
 

@@ -1,4 +1,4 @@
-"""Tests for the tiny test BERT builder (src/model/tiny.py)."""
+"""Tests for the tiny test BERT builder (src/model/weights/tiny.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from src.model.tiny import MANIFEST_NAME, SPECIAL_TOKENS, build_tiny_model, train_wordpiece
+from src.model.weights.tiny import MANIFEST_NAME, SPECIAL_TOKENS, build_tiny_model, train_wordpiece
 
 # Space-separated vocabulary per language (Chinese pre-split into words).
 WORDS = {

@@ -71,7 +71,7 @@ def test_null_precision_is_left_to_lightning() -> None:
 
 
 def test_unknown_precision_names_the_key() -> None:
-    with pytest.raises(ValueError, match=r"trainer.precision='fast': expected one of auto, 32-true"):
+    with pytest.raises(ValueError, match=r"^precision='fast': expected one of auto, 32-true"):
         resolve_precision("fast", "cpu", True, True)
 
 

@@ -6,8 +6,10 @@ import sys
 
 import pytest
 
+from src.config import ConfigError, validate
 from src.runtime import memory
 from src.runtime.memory import MemoryCallback, malloc_trim, proc_status_mib
+from tests.test_config import make_cfg
 
 
 def test_proc_status_and_trim() -> None:
@@ -33,5 +35,6 @@ def test_trim_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
         Trainer.global_step = step
         cb.on_train_batch_end(Trainer(), None)  # type: ignore[arg-type]
     assert len(calls) == 3  # steps 10, 20, 30
-    with pytest.raises(ValueError, match=r"callbacks.memory.trim_every_n_steps=0"):
-        MemoryCallback(trim_every_n_steps=0)
+    # The value is checked by the config schema, which names the key.
+    with pytest.raises(ConfigError, match=r"callbacks.memory.trim_every_n_steps=0: expected >= 1 or null"):
+        validate(make_cfg("callbacks.memory.trim_every_n_steps=0"))

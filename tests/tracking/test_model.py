@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from src.model.encoder import BiEncoder
-from src.model.tiny import build_tiny_model
+from src.model.weights.tiny import build_tiny_model
 from tests.model.test_st_export import PASSAGES, QUERIES, cosines
 from tests.model.test_tiny import make_corpus
 

@@ -10,14 +10,14 @@ from typing import Any
 
 def prepare_bundled(out_dir: str | Path, texts: Sequence[str] | None = None) -> str:
     """Convert the packaged multilingual-e5-small once into `out_dir` (texts are not needed)."""
-    from src.model.bundled import build_bundled_model
+    from src.model.weights.bundled import build_bundled_model
 
     return str(build_bundled_model(Path(out_dir)))
 
 
 def prepare_tiny(out_dir: str | Path, texts: Sequence[str] | None = None, **tiny_kwargs: Any) -> str:
     """Build the tiny test BERT for these training texts, in a subfolder keyed by texts and settings."""
-    from src.model.tiny import build_tiny_model
+    from src.model.weights.tiny import build_tiny_model
 
     if not texts:
         raise ValueError(

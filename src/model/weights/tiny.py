@@ -17,7 +17,7 @@ from pathlib import Path
 import tokenizers
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from src.fsutil import replace_dir
+from src.utils.files import replace_dir
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MANIFEST_NAME = "xlir_manifest.json"

