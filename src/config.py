@@ -242,9 +242,18 @@ class EvalSchema:
     corpus_shard_size: int = MISSING
     embedding_dtype: str = MISSING
     cache_embeddings: bool = MISSING
+    debias: Any = MISSING  # none | center | lir, or a list of them
+    debias_k: int = MISSING
 
     def __post_init__(self) -> None:
+        from src.evaluation.debias import methods
         from src.evaluation.index import IndexSpec
+
+        try:
+            methods(self.debias)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        _check(self.debias_k >= 1, "eval.debias_k", ">= 1 (language directions LIR removes)", self.debias_k)
         from src.evaluation.metrics import parse_measure
 
         _check(self.batch_size > 0, "eval.batch_size", "> 0", self.batch_size)

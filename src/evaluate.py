@@ -63,7 +63,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from src.config import CORPUS_KINDS
     from src.data.sets import load_eval_sets
     from src.evaluation import keys
-    from src.evaluation.artifacts import export_all
+    from src.evaluation.artifacts import export_sets
+    from src.evaluation.debias import methods
     from src.evaluation.driver import evaluate_sets, summary_table
     from src.evaluation.retrieval import evaluate_corpus_sets, load_sets
     from src.model.encoder import build_encoder
@@ -100,7 +101,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     with tracked_run(settings.logger, name, tags, out_dir) as run:
         run.log_config(cfg, runtime.params())
         metrics, results, embeddings = evaluate_sets(encoder, eval_sets, ev.batch_size, ev.candidate_text,
-                                                     runtime.precision)
+                                                     runtime.precision, debias=methods(ev.debias),
+                                                     debias_k=ev.debias_k)
         corpus_metrics, corpus_runs = (evaluate_corpus_sets(cfg, encoder, predict, corpus_sets, runtime.precision)
                                        if predict else ({}, {}))
         metrics.update(corpus_metrics)
@@ -111,14 +113,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                     trec = corpus_run.write_trec(out_dir / "eval" / set_name / (lang or "") / "run.trec")
                     if ev.log_large_artifacts:  # like the LAReQA TREC files: large, kept in the run folder
                         run.log_artifact(trec, f"eval/{set_name}/{lang or ''}".rstrip("/"))
-            for set_name, res in results.items():
-                folder = export_all(eval_sets[set_name], embeddings[set_name], res, out_dir / "eval" / set_name,
-                                    trec_depth=ev.trec_depth, save_embeddings=ev.save_embeddings)
+            folders = export_sets(eval_sets, results, embeddings, out_dir / "eval", trec_depth=ev.trec_depth,
+                                  save_embeddings=ev.save_embeddings)
+            for set_name, folder in folders.items():
                 large = () if ev.log_large_artifacts else ("trec", "embeddings")
                 run.log_artifact(folder, f"eval/{set_name}", skip=large)
         run.write_metrics(metrics)
     if eval_sets:
-        Console().print(summary_table(metrics, list(eval_sets)))
+        Console().print(summary_table(metrics, list(results)))
     for set_name in corpus_sets:
         mono = keys.macro_values(metrics, set_name, keys.MONO)
         print("  ".join([set_name] + [f"{m}={v:.4f}" for m, v in mono.items()]))

@@ -71,6 +71,9 @@ def test_paper_preset() -> None:
         (["data.train.languages=[en,english]"], "languages"),
         (["optim.warmup_ratio=2"], "optim.warmup_ratio"),
         (["model.pad_to_multiple_of=0"], "model.pad_to_multiple_of"),
+        (["eval.debias=pca"], "eval.debias"),
+        (["eval.debias=[center,pca]"], "eval.debias"),
+        (["eval.debias_k=0"], "eval.debias_k"),
         (["trainer=ddp", "trainer.strategy.timeout_s=0"], "trainer.strategy.timeout_s"),
     ],
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from rich.console import Console
 
 from src.data.lareqa import LareqaDataset
 from src.evaluation import keys
+from src.evaluation.debias import methods
 from src.evaluation.driver import evaluate_sets, summary_table
 from src.evaluation.grid import Embeddings, GridResult
 
@@ -30,10 +31,13 @@ class RetrievalEvalCallback(Callback):
         export_dir: str | None = None,
         trec_depth: int = 100,
         save_embeddings: bool = False,
+        debias: str | Sequence[str] | None = None,
+        debias_k: int = 1,
     ) -> None:
         super().__init__()
         if every_n_steps is not None and every_n_steps <= 0:
             raise ValueError(f"callbacks.retrieval_eval.every_n_steps must be > 0 or null, got {every_n_steps}")
+        self.debias, self.debias_k = methods(debias), debias_k
         self.datasets = dict(datasets or {})
         self.every_n_steps = every_n_steps
         self.batch_size = batch_size
@@ -54,12 +58,13 @@ class RetrievalEvalCallback(Callback):
             return
         if trainer.is_global_zero:
             metrics, results, embeddings = evaluate_sets(
-                module.encoder, self.datasets, self.batch_size, self.candidate_text, str(trainer.precision)
+                module.encoder, self.datasets, self.batch_size, self.candidate_text, str(trainer.precision),
+                debias=self.debias, debias_k=self.debias_k,
             )
             self.last_metrics, self.last_results, self._last_embeddings = metrics, results, embeddings
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
-            Console().print(summary_table(metrics, list(self.datasets)))
+            Console().print(summary_table(metrics, list(results)))
         self._evaluated_step = trainer.global_step
         # Every rank gets rank 0's metrics (a DDP broadcast, bounded by the strategy's timeout): callbacks
         # that act on them, e.g. a best-checkpoint saver, must take the same collective path on all ranks.
@@ -67,13 +72,12 @@ class RetrievalEvalCallback(Callback):
 
     def export(self) -> None:
         """Write grid CSVs, heatmaps, TREC files and per-query metrics of the last evaluation."""
-        from src.evaluation.artifacts import export_all
+        from src.evaluation.artifacts import export_sets
 
         if not self.export_dir or not self.last_results:
             return
-        for name, ds in self.datasets.items():
-            export_all(ds, self._last_embeddings[name], self.last_results[name], Path(self.export_dir) / name,
-                       trec_depth=self.trec_depth, save_embeddings=self.save_embeddings)
+        export_sets(self.datasets, self.last_results, self._last_embeddings, Path(self.export_dir),
+                    trec_depth=self.trec_depth, save_embeddings=self.save_embeddings)
 
     def on_train_batch_end(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
         """Periodic evaluation every `every_n_steps` optimizer steps."""

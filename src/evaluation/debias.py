@@ -3,7 +3,7 @@
 Both methods need no labels and no training; they are fitted per language on that language's candidate
 embeddings and applied to every vector of that language (its queries too), then rows are renormalised.
 The evaluation scores each method listed in `eval.debias` beside the raw embeddings, as its own set
-(`xquad_r+center/multi/map`, src/evaluation/keys.py), from the same encoding:
+(`xquad_r.center/multi/map`, src/evaluation/keys.py), from the same encoding:
 
 - `center`: subtract the language's mean candidate embedding.
 - `lir` (Yang et al., 2021, "A simple and effective method to eliminate the self language bias in

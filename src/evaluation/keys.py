@@ -3,7 +3,7 @@
 MLflow keys are ``{set}/{setting}/{metric}[/{group}]``, parts without ``/``:
 
 - ``{set}``: an evaluation set (``xquad_r``), the same set scored after a post-hoc debiasing
-  (``xquad_r+center``, ``xquad_r+lir``, ``xquad_r+lir2`` for k = 2; src/evaluation/debias.py), or ``val``
+  (``xquad_r.center``, ``xquad_r.lir``, ``xquad_r.lir2`` for k = 2; src/evaluation/debias.py), or ``val``
   for ValidationRetrieval's copy of the macro keys;
 - ``{setting}``: ``mono`` (X->X), ``cross`` (X->Y, Y != X), ``multi`` (X -> the pooled candidates of all
   languages), ``time`` (seconds per phase) or ``index`` (approximate-index checks of the corpus kinds);
@@ -42,7 +42,7 @@ QUERIES = "queries"  # how many queries a corpus set scored
 MTEB = "mteb"
 _SEP = "/"
 _PAIR = "-"
-_DEBIAS = "+"
+_DEBIAS = "."  # MLflow (via Lightning) keeps only letters, digits and _ / . - space in keys
 _LOGGABLE = re.compile(r"[\w\-. :]+")  # MLflow's key characters, less the separator
 
 
@@ -129,7 +129,7 @@ def language_key(dataset: str, setting: str, metric: str, lang: str) -> str:
 
 
 def debiased_set(dataset: str, method: str, k: int = 1) -> str:
-    """The set name of `dataset` scored after debiasing: `xquad_r+center`, `xquad_r+lir` (k=1), `xquad_r+lir2`."""
+    """The set name of `dataset` scored after debiasing: `xquad_r.center`, `xquad_r.lir` (k=1), `xquad_r.lir2`."""
     _check_parts(dataset=dataset, method=method)
     if _DEBIAS in dataset or _DEBIAS in method:
         raise MetricKeyError(f"set {dataset!r} or method {method!r} contains {_DEBIAS!r}")
@@ -137,7 +137,7 @@ def debiased_set(dataset: str, method: str, k: int = 1) -> str:
 
 
 def base_set(dataset: str) -> str:
-    """The evaluation set a (possibly debiased) set name was scored on: `xquad_r+lir2` -> `xquad_r`."""
+    """The evaluation set a (possibly debiased) set name was scored on: `xquad_r.lir2` -> `xquad_r`."""
     return dataset.partition(_DEBIAS)[0]
 
 

@@ -133,12 +133,12 @@ def test_mteb_keys() -> None:
 
 
 def test_debiased_set_names_round_trip_to_their_base_set() -> None:
-    assert keys.debiased_set("xquad_r", "center") == "xquad_r+center"
-    assert keys.debiased_set("xquad_r", "lir") == "xquad_r+lir"
-    assert keys.debiased_set("xquad_r", "lir", 2) == "xquad_r+lir2"
-    for name in ("xquad_r+center", "xquad_r+lir2", "xquad_r"):
+    assert keys.debiased_set("xquad_r", "center") == "xquad_r.center"
+    assert keys.debiased_set("xquad_r", "lir") == "xquad_r.lir"
+    assert keys.debiased_set("xquad_r", "lir", 2) == "xquad_r.lir2"
+    for name in ("xquad_r.center", "xquad_r.lir2", "xquad_r"):
         assert keys.base_set(name) == "xquad_r"
     k = keys.parse(keys.key(keys.debiased_set("mlqa_r", "center"), keys.MULTI, "map"))
-    assert (k.dataset, k.setting, k.metric) == ("mlqa_r+center", "multi", "map")
+    assert (k.dataset, k.setting, k.metric) == ("mlqa_r.center", "multi", "map")
     with pytest.raises(keys.MetricKeyError):
-        keys.debiased_set("xquad_r+center", "lir")
+        keys.debiased_set("xquad_r.center", "lir")

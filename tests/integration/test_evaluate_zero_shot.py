@@ -146,3 +146,18 @@ def test_mlqa_r_model_refuses_mlqa_r(tmp_path: Path, tiny: Path, real_data: Path
     with pytest.raises(ZeroShotOverlapError, match=r"in training set 'mlqa_r' \(evaluation set 'mlqa_r': \d+ texts"):
         evaluate(cfg)
     assert mlflow_runs(tmp_path / "mlflow.db") == []
+
+
+def test_debias_variants_are_logged_and_exported_as_their_own_sets(tmp_path: Path, tiny: Path, mini: Path) -> None:
+    from src.evaluate import evaluate
+
+    metrics = evaluate(compose_eval(tmp_path, tiny, mini, "eval.debias=[center,lir]", "eval.debias_k=2",
+                                    "eval.exports=true", "eval.trec_depth=5"))
+    for name in ("mini", "mini.center", "mini.lir2"):
+        assert f"{name}/multi/map" in metrics and f"{name}/multi/rank_distance" in metrics
+    logged = mlflow_runs(tmp_path / "mlflow.db")[0]
+    assert logged.data.metrics["mini.center/multi/map"] == pytest.approx(metrics["mini.center/multi/map"])
+    assert (logged.data.params["eval.debias"], logged.data.params["eval.debias_k"]) == ("['center', 'lir']", "2")
+    run = tmp_path / "run" / "eval"
+    assert (run / "mini" / "trec").is_dir() and (run / "mini.center" / "per_query.npz").is_file()
+    assert not (run / "mini.center" / "trec").exists()  # variants: grid files and per-query metrics only

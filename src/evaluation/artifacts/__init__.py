@@ -7,7 +7,7 @@ per_query (`per_query.npz`, the format src/report.py reads), trec (`trec/run.{se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from src.data.lareqa import LareqaDataset
@@ -28,6 +28,7 @@ def export_all(
     trec_depth: int = 100,
     save_embeddings: bool = False,
     heatmap_metrics: Sequence[str] = ("map",),
+    trec: bool = True,
 ) -> Path:
     """Every file of one evaluation set into `out_dir` (embeddings under `embeddings/` if asked); returns it."""
     out_dir = Path(out_dir)
@@ -36,8 +37,28 @@ def export_all(
     for metric in heatmap_metrics:
         plot_heatmap(result, out_dir / f"heatmap_{keys.logged_name(metric)}.png", metric)
     save_per_query(result, out_dir, dataset)
-    write_trec(dataset, emb, out_dir / "trec", depth=trec_depth)
+    if trec:
+        write_trec(dataset, emb, out_dir / "trec", depth=trec_depth)
     if save_embeddings:
         # Opt-in: ~40 MB of float32 per 13k texts at 384-d, large for an MLflow artifact.
         embeddings.save_embeddings(dataset, emb, out_dir / "embeddings")
     return out_dir
+
+
+def export_sets(
+    datasets: Mapping[str, LareqaDataset],
+    results: Mapping[str, GridResult],
+    embeddings: Mapping[str, Embeddings],
+    out_root: Path,
+    trec_depth: int = 100,
+    save_embeddings: bool = False,
+) -> dict[str, Path]:
+    """export_all for every scored set into `out_root/{set}`; debiased variants (`xquad_r.center`) get the grid
+    files and per-query metrics of their base set's questions, but no TREC runs or embeddings (~1 GB each)."""
+    folders = {}
+    for name, result in results.items():
+        variant = keys.base_set(name) != name
+        folders[name] = export_all(datasets[keys.base_set(name)], embeddings[name], result, Path(out_root) / name,
+                                   trec_depth=trec_depth, save_embeddings=save_embeddings and not variant,
+                                   trec=not variant)
+    return folders
