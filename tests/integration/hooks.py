@@ -1,6 +1,6 @@
 """Lightning callbacks the integration tests add to a real `python -m src.run`: batch log, slow steps, injected
 inf/NaN. Not part of the product: a test switches one on with a Hydra override built by `hook`, e.g.
-`+callbacks.batch_log={_target_: tests.integration.hooks.BatchLog, path: ...}`; the subprocess imports this module
+`+callbacks.batch_log={_target_: tests.integration.hooks.BatchLog}`; the subprocess imports this module
 from the repo root (its working directory), DDP child ranks too.
 
 Every callback under `callbacks` is part of the config fingerprint (src/training/resume.py), so a resumed attempt
@@ -18,8 +18,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 POISON_KINDS = ("loss", "grad")
-# The run folder as the run resolves it: a resumed run's is its predecessor's (quoted: the grammar needs it).
-RUN_DIR = "${paths.output_dir}"
+BATCH_LOG = "batches.jsonl"
 
 
 def hook(name: str, callback: str, **kwargs: Any) -> str:
@@ -29,13 +28,17 @@ def hook(name: str, callback: str, **kwargs: Any) -> str:
 
 
 def _value(value: Any) -> str:
-    """A value in Hydra's override grammar: strings quoted (paths, interpolations), the rest as written."""
+    """A value in Hydra's override grammar: strings quoted, the rest as written.
+
+    No interpolations: an override is kept as a string in `hydra.overrides.task`, where `${...}` would be
+    resolved (and fail) when the sweep callback or the DDP launcher reads the job's overrides.
+    """
     return f"'{value}'" if isinstance(value, (str, Path)) else str(value)
 
 
-def batch_log(run_dir: str = RUN_DIR) -> str:
+def batch_log() -> str:
     """The batch log of a run: `{run folder}/batches.jsonl`."""
-    return hook("batch_log", "BatchLog", path=f"{run_dir}/batches.jsonl")
+    return hook("batch_log", "BatchLog")
 
 
 def step_delay(seconds: float) -> str:
@@ -55,12 +58,15 @@ class BatchLog(Callback):
     sequence of batches that produced the current weights.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, filename: str = BATCH_LOG) -> None:
         super().__init__()
-        self.path = Path(path)
+        self.filename = filename
+        self.path: Path | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Truncate what an interrupted attempt logged past the checkpoint."""
+        # The trainer's root is the run folder (${paths.output_dir}): a resumed run's is its predecessor's.
+        self.path = Path(trainer.default_root_dir) / self.filename
         if not trainer.is_global_zero:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +75,7 @@ class BatchLog(Callback):
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         """One line per step."""
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and self.path is not None:
             line = {"step": trainer.global_step, "xling_id": list(batch["xling_id"]),
                     "q_lang": list(batch["q_lang"]), "p_lang": list(batch["p_lang"])}
             with self.path.open("a") as f:
