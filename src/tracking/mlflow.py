@@ -35,6 +35,25 @@ def resolve_tracking_uri(configured: str) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or configured
 
 
+def init_sqlite_store(uri: str) -> None:
+    """Create or upgrade a local sqlite store's tables under an exclusive file lock (no-op for other stores).
+
+    Jobs of one multirun (joblib, n_jobs > 1) start together; two processes creating the tables of a fresh
+    sqlite file at once fail with `table ... already exists`. The first one in builds them, the others wait.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".init-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # builds the store's tables
+
+
 def git_commit(root: str | Path = ".") -> str:
     """Current commit of the project checkout, or 'unknown' outside git."""
     try:
@@ -89,6 +108,7 @@ def build_logger(
     from src.tracking.resilient import JOURNAL_FILE, Journal, ResilientClient, fast_http
 
     uri = resolve_tracking_uri(tracking_uri)
+    init_sqlite_store(uri)
     logger = XlirMLFlowLogger(
         experiment_name=experiment_name, tracking_uri=uri, run_name=name, tags=dict(tags), run_id=run_id
     )

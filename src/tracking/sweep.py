@@ -161,6 +161,9 @@ def _client(tracking_uri: str):
     """MlflowClient for a tracking URI (imported lazily: Hydra instantiates callbacks for every run)."""
     from mlflow.tracking import MlflowClient
 
+    from src.tracking.mlflow import init_sqlite_store
+
+    init_sqlite_store(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri)
 
 
