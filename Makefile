@@ -55,4 +55,4 @@ gpu-bundle: setup data  ## wheels + data for a lent GPU machine into .whl/ and .
 	$(PY) -m tools.gpu_bundle --data data/lareqa
 
 clean:  ## remove outputs, caches and the tracking store (keeps .venv and data/)
-	rm -rf outputs multirun/2* reports .cache mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache
+	rm -rf outputs multirun/2* reports .cache mlflow.db mlflow.db.init-lock mlruns mlartifacts .pytest_cache .ruff_cache
