@@ -57,10 +57,12 @@ def remove_language(x: np.ndarray, fit: np.ndarray, method: Method, k: int = 1) 
 
 def debias_embeddings(emb: Embeddings, method: Method, k: int = 1) -> Embeddings:
     """Each language's questions and candidates with its component removed, fitted on its candidates only."""
-    return Embeddings(
-        {lang: remove_language(q, emb.candidates[lang], method, k) for lang, q in emb.questions.items()},
-        {lang: remove_language(c, c, method, k) for lang, c in emb.candidates.items()},
-    )
+    questions, candidates = {}, {}
+    for lang, q in emb.questions.items():
+        c = emb.candidates[lang]
+        both = remove_language(np.concatenate([q, c]), c, method, k)  # one fit (an SVD for lir) per language
+        questions[lang], candidates[lang] = both[: len(q)], both[len(q):]
+    return Embeddings(questions, candidates)
 
 
 def methods(value: str | Sequence[str] | None) -> tuple[str, ...]:
