@@ -9,10 +9,10 @@ export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup data model run test sweep report ui lint bench gpu-bundle clean
+.PHONY: help setup data model run test sweep study study-alpha report ui lint bench gpu-bundle clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ test: setup data  ## the whole test suite (offline)
 
 sweep: setup data  ## sweep=samplers: xx, xy, hybrid x 3 seeds as one MLflow parent run (jobs under multirun/)
 	$(PY) -m src.run -m sweep=samplers $(ARGS)
+
+study: setup data  ## the study: xx/xy/hybrid x seeds 1-3 (~4 h on 2 cores; run again to resume), report -> results/study
+	$(PY) -m src.run -m sweep=study $(ARGS)
+	$(PY) -m src.evaluate 'eval.debias=[center,lir]' logger.experiment_name=study  # the untrained baseline rows
+	$(PY) -m src.report study --out results/study
+
+study-alpha: setup data  ## after the study: hybrid alpha 0.25/0.75 x seeds 1-3 (resumable), report with the alpha curve
+	$(PY) -m src.run -m sweep=study_alpha $(ARGS)
+	$(PY) -m src.report study --out results/study
 
 report: $(VENV)/.installed  ## tables, significance tests, plots of a sweep (ARGS=multirun/<date>/<time> | run id | experiment)
 	$(PY) -m src.report $(ARGS)

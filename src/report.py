@@ -119,8 +119,6 @@ def fetch_runs(target: Target) -> list[RunRecord]:
     """The sweep's children (or the experiment's training runs) via mlflow.search_runs, as RunRecords."""
     import mlflow
 
-    from src.tracking.mlflow import ERROR_TAG, sampling_label
-
     with _tracking_uri(target.tracking_uri):
         if target.parent_id:
             found = mlflow.search_runs(filter_string=f"tags.`mlflow.parentRunId` = '{target.parent_id}'",
@@ -128,19 +126,54 @@ def fetch_runs(target: Target) -> list[RunRecord]:
         else:
             found = mlflow.search_runs([target.experiment_id], filter_string="tags.task = 'train'",
                                        output_format="list")
-    records = []
+    client = mlflow.MlflowClient(tracking_uri=target.tracking_uri)
+    return sorted((_record(run, _curves(client, run)) for run in found), key=lambda r: r.name)
+
+
+def fetch_zero_shot(target: Target) -> list[RunRecord]:
+    """FINISHED `src.evaluate` runs of the target's experiment (the untrained baselines), newest per model and sets."""
+    import mlflow
+
+    if target.experiment_id is None:
+        return []
+    with _tracking_uri(target.tracking_uri):
+        found = mlflow.search_runs([target.experiment_id], filter_string="tags.task = 'evaluate' and "
+                                   "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"],
+                                   output_format="list")
+    newest: dict[tuple[str, str], RunRecord] = {}
     for run in found:
-        tags = run.data.tags
-        alpha = float(tags["alpha"]) if "alpha" in tags else None  # tagged only for structures with an alpha
-        sampler = tags.get("sampling", "?")
-        records.append(RunRecord(
-            run_id=run.info.run_id, name=run.info.run_name or run.info.run_id, status=run.info.status,
-            model=tags.get("model", "?"), sampling=sampling_label(sampler, alpha), alpha=alpha,
-            seed=tags.get("seed", "?"), eval_sets=tuple(s for s in tags.get("eval_data", "").split(",") if s),
-            metrics=dict(run.data.metrics), error=tags.get(ERROR_TAG, ""), params=dict(run.data.params),
-            start_time=run.info.start_time or 0,
-        ))
-    return sorted(records, key=lambda r: r.name)
+        record = _record(run, {})
+        newest.setdefault((record.model, ",".join(record.eval_sets)), record)
+    return sorted(newest.values(), key=lambda r: r.model)
+
+
+def _record(run, curves: dict[str, list[tuple[int, float]]]) -> RunRecord:
+    """An MLflow run as a RunRecord (its tags say model, sampler, seed and evaluation sets)."""
+    from src.tracking.mlflow import ERROR_TAG, sampling_label
+
+    tags = run.data.tags
+    alpha = float(tags["alpha"]) if "alpha" in tags else None  # tagged only for structures with an alpha
+    sampler = tags.get("sampling", "?")
+    return RunRecord(
+        run_id=run.info.run_id, name=run.info.run_name or run.info.run_id, status=run.info.status,
+        model=tags.get("model", "?"), sampling=sampling_label(sampler, alpha), alpha=alpha,
+        seed=tags.get("seed", "?"), eval_sets=tuple(s for s in tags.get("eval_data", "").split(",") if s),
+        metrics=dict(run.data.metrics), error=tags.get(ERROR_TAG, ""), params=dict(run.data.params),
+        start_time=run.info.start_time or 0, curves=curves,
+    )
+
+
+def _curves(client, run) -> dict[str, list[tuple[int, float]]]:
+    """The run's validation learning curves (keys.curve_keys that it logged), step-ordered."""
+    from src.evaluation import keys
+
+    out = {}
+    for name in keys.curve_keys():
+        if name in run.data.metrics:
+            points = {m.step: m.value for m in sorted(client.get_metric_history(run.info.run_id, name),
+                                                       key=lambda m: m.timestamp)}  # a replayed step: the latest
+            out[name] = sorted(points.items())
+    return out
 
 
 class PerQueryCache:
@@ -178,12 +211,15 @@ def build_report(target: Target, out_dir: Path, n_resamples: int = 9999, seed: i
                           f"({len(runs)} unfinished/failed); nothing to report")
     with tempfile.TemporaryDirectory() as tmp:
         return write_report(runs, out_dir, PerQueryCache(target.tracking_uri, Path(tmp)), n_resamples, seed,
-                            {"target": asdict(target)})
+                            {"target": asdict(target)}, zero_shot=fetch_zero_shot(target))
 
 
 def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup, n_resamples: int = 9999,
-                 seed: int = 0, meta: dict | None = None) -> dict:
-    """Tables, tests, plots and report.json for these runs (one or more FINISHED); returns report.json's data."""
+                 seed: int = 0, meta: dict | None = None, zero_shot: list[RunRecord] | None = None) -> dict:
+    """Tables, tests, plots and report.json for these runs (one or more FINISHED); returns report.json's data.
+
+    `zero_shot`: untrained evaluations of the same sets, shown beside the trained models in debias.md.
+    """
     finished, superseded = drop_duplicate_seeds([r for r in runs if r.status == "FINISHED"])
     failed = [r for r in runs if r.status != "FINISHED"]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +229,7 @@ def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup
     comparisons = significance(groups, cols, per_query, n_resamples, seed)
     configs = sorted({c for c, _ in groups})
     _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, failed, finished, superseded)
+    _write_debias_and_curves(out_dir, groups, eval_sets, zero_shot or [])
     _write_plots(out_dir, groups, eval_sets, configs, per_query)
     report = {**(meta or {}), "n_finished": len(finished), "n_failed": len(failed),
               "failed": [{"run": r.name, "status": r.status, "error": r.error} for r in failed],
@@ -255,6 +292,26 @@ def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: lis
             write_csv(out_dir / f"{stem}.csv", [dict(zip(h, (c.strip("*") for c in row))) for row in rows])
             parts += [f"\n## {eval_set} · {config} · per query language (mAP)\n", markdown(h, rows)]
     (out_dir / "table.md").write_text("".join(parts))
+
+
+def _write_debias_and_curves(out_dir: Path, groups: dict, eval_sets: list[str], zero_shot: list[RunRecord]) -> None:
+    """debias.md/.csv (raw and post-hoc debiased, zero-shot and trained) and the validation learning curves."""
+    from src.reporting.tables import curve_rows, debias_table
+
+    parts = ["# Post-hoc debiasing beside training\n\n",
+             ("mAP (mean ± 95% t-interval over seeds); `none` = the raw embeddings; `center` / `lir` = the same "
+              "encodings after eval.debias (src/evaluation/debias.py); zero-shot = the untrained encoder.\n")]
+    rows: list[dict] = []
+    for eval_set in eval_sets:
+        header, md_rows, csv = debias_table(groups, [r for r in zero_shot if eval_set in r.eval_sets], eval_set)
+        parts += [f"\n## {eval_set}\n\n", markdown(header, md_rows)]
+        rows += [{"eval_set": eval_set, **row} for row in csv]
+    (out_dir / "debias.md").write_text("".join(parts))
+    write_csv(out_dir / "debias.csv", rows)
+    curves = curve_rows(groups)
+    if curves:
+        write_csv(out_dir / "learning_curves.csv", curves)
+        plots.learning_curves(groups, out_dir / "learning_curves.png")
 
 
 def _write_plots(out_dir: Path, groups: dict, eval_sets: list[str], configs: list[str],

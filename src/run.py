@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from src.runtime import setup_runtime
     from src.tracking import mlflow as tracking
     from src.tracking.lifecycle import tracked_run
-    from src.tracking.sweep import sweep_child
+    from src.tracking.sweep import resume_job, sweep_child
     from src.training import resume
     from src.training.launch import inherited_run_id, slurm_plugins
 
@@ -46,8 +47,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
     # trainer.precision=auto and threads=null resolved for this machine; threads applied before any torch work.
     runtime = setup_runtime(settings.trainer, settings.threads)
-    # ckpt_path=last / resume=true / a SLURM requeue: which checkpoint, run folder and MLflow run to continue.
-    plan = resume.prepare(cfg)
+    # ckpt_path=last / resume=true / a SLURM requeue: which checkpoint, run folder and MLflow run to continue;
+    # in a re-run sweep, the job's earlier attempt decides: skip it (FINISHED), resume it, or run it again.
+    plan = resume_job(cfg, resume.prepare(cfg))
+    if plan.done is not None:
+        print(f"Sweep job {plan.run_dir}: FINISHED earlier with this config (MLflow run "
+              f"{plan.previous.mlflow_run_id if plan.previous else '?'}); skipped")
+        return json.loads(plan.done.read_text())
     if plan.run_dir != str(cfg.paths.output_dir):  # continued in its predecessor's folder, exports included
         cfg.paths.output_dir = plan.run_dir
     run_dir = Path(plan.run_dir)

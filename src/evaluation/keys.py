@@ -22,7 +22,7 @@ MTEB's own scores (src/mteb/cli.py) are logged as ``mteb/{task}/{metric}[/{subse
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 SETTINGS = ("mono", "cross", "multi")
@@ -31,6 +31,7 @@ TIME = "time"
 INDEX = "index"
 KINDS = (*SETTINGS, TIME, INDEX)  # what may stand in a key's second part
 VALIDATION = "val"  # the set name of validation-split keys (`val/multi/map`), monitored by checkpoints
+VALIDATION_LOSS = f"{VALIDATION}/loss"  # the module's contrastive loss on the validation split
 # The grid's cut-offs and summary metrics, as src/evaluation/metrics.per_query_metrics names them (logged
 # without '@'): adding a metric to the grid, its summary, CSVs, tables and model card is one edit here.
 RECALL_CUTOFFS = (1, 10)
@@ -139,6 +140,22 @@ def debiased_set(dataset: str, method: str, k: int = 1) -> str:
 def base_set(dataset: str) -> str:
     """The evaluation set a (possibly debiased) set name was scored on: `xquad_r.lir2` -> `xquad_r`."""
     return dataset.partition(_DEBIAS)[0]
+
+
+def debias_method(dataset: str) -> str | None:
+    """The debiasing of a set name (`xquad_r.lir2` -> `lir2`), None for a raw set."""
+    return dataset.partition(_DEBIAS)[2] or None
+
+
+def debiased_variants(metrics: Iterable[str], dataset: str) -> list[str]:
+    """The debiased sets of `dataset` that a run's metric keys contain (`xquad_r.center`, ...), sorted."""
+    found = {k.dataset for k in map(maybe_parse, metrics) if k is not None}
+    return sorted(s for s in found if s != dataset and base_set(s) == dataset)
+
+
+def curve_keys() -> tuple[str, ...]:
+    """What a learning curve shows: the validation loss, mono / cross / multi mAP and the rank distance."""
+    return (VALIDATION_LOSS, *(key(VALIDATION, s, "map") for s in SETTINGS), key(VALIDATION, MULTI, RANK_DISTANCE))
 
 
 def time_key(dataset: str, phase: str) -> str:

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 
+from src.evaluation.keys import VALIDATION_LOSS
 from src.model.encoder import BiEncoder, LengthBuckets
 from src.model.gradcache import CachedSide, backward_through_chunks, embed_without_graph
 from src.model.loss import InfoNCELoss, RelevanceKeys
@@ -95,7 +96,7 @@ class RetrievalModule(LightningModule):
             p = self.encoder.embed(batch["passage"], (batch.get("buckets") or {}).get("passage"))
             n = batch["n_pos"]
             loss = self.loss_fn(q, p[:n], p[n:] if p.shape[0] > n else None, keys=relevance_keys(batch))
-        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log(VALIDATION_LOSS, loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
     def contrastive_loss(self, query: dict[str, torch.Tensor], passage: dict[str, torch.Tensor], n_pos: int,

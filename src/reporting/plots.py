@@ -75,6 +75,28 @@ def alpha_curve(runs: Sequence[RunRecord], eval_set: str, path: Path,
     return _save(fig, path)
 
 
+def learning_curves(groups: Mapping[tuple[str, str], list[RunRecord]], path: Path) -> Path:
+    """Validation loss, mono / cross / multi mAP and rank distance against the step: mean over seeds per
+    (configuration, sampler), the band spanning the seeds' min..max."""
+    names = keys.curve_keys()
+    fig = _figure(3.4 * len(names), 3.4)
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        for i, (g, runs) in enumerate(groups.items()):
+            series = [dict(r.curves.get(name, [])) for r in runs]
+            steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
+            if not steps:
+                continue
+            values = np.array([[s[t] for t in steps] for s in series])
+            ax.plot(steps, values.mean(axis=0), marker="o", markersize=3, color=f"C{i}", label=" / ".join(g))
+            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=f"C{i}", alpha=0.15)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Validation split (held-out training questions): mean over seeds, band = min..max", fontsize=10)
+    return _save(fig, path)
+
+
 def heatmaps(grids: Mapping[str, tuple[np.ndarray, Sequence[str], Sequence[str]]], title: str, path: Path) -> Path:
     """Side-by-side mAP grids (query rows × candidate columns + multi), one panel per sampler, one colour scale."""
     from src.evaluation.artifacts.heatmap import heatmap_cmap

@@ -75,6 +75,8 @@ class RunRecord:
     error: str = ""
     params: dict[str, str] = field(default_factory=dict)  # flattened config as logged to MLflow
     start_time: int = 0  # ms since the epoch; the newest of duplicated runs is kept
+    # validation learning curves: {metric key (keys.curve_keys): [(step, value), ...]} in step order
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -345,6 +347,39 @@ def macro_table(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequenc
         md_rows.append(md)
         csv_rows.append(row)
     return header, md_rows, csv_rows
+
+
+def debias_table(groups: Mapping[tuple[str, str], list[RunRecord]], zero_shot: Sequence[RunRecord],
+                 eval_set: str) -> tuple[list[str], list[list[str]], list[dict[str, object]]]:
+    """(header, markdown rows, csv rows): each model as evaluated raw and after each post-hoc debiasing.
+
+    Zero-shot runs (no training) come first, one row per variant; then every (configuration, sampler) with the
+    mean ± CI over its seeds. The variants are the debiased sets the runs scored (`eval.debias`).
+    """
+    header = ["model", "sampling", "debias", "seeds",
+              *(f"{setting} {metric}" for setting, metric in MACRO_COLUMNS)]
+    md_rows: list[list[str]] = []
+    csv_rows: list[dict[str, object]] = []
+    rows = [((r.model, "zero-shot"), [r]) for r in zero_shot] + list(groups.items())
+    for (config, sampler), runs in rows:
+        variants = sorted({v for r in runs for v in keys.debiased_variants(r.metrics, eval_set)})
+        for name in (eval_set, *variants):
+            stats = [mean_ci([r.metrics.get(keys.key(name, setting, metric), math.nan) for r in runs])
+                     for setting, metric in MACRO_COLUMNS]
+            method = keys.debias_method(name) or "none"
+            md_rows.append([config, sampler, method, str(len(runs)), *(fmt(m, c) for m, c in stats)])
+            row: dict[str, object] = {"model": config, "sampling": sampler, "debias": method, "n_seeds": len(runs)}
+            for (setting, metric), (m, c) in zip(MACRO_COLUMNS, stats):  # one set per table: no set in the name
+                row.update({f"{setting}/{metric}": m, f"{setting}/{metric}/ci95": c})
+            csv_rows.append(row)
+    return header, md_rows, csv_rows
+
+
+def curve_rows(groups: Mapping[tuple[str, str], list[RunRecord]]) -> list[dict[str, object]]:
+    """Long-format learning curves: one row per (configuration, sampler, seed, metric, step)."""
+    return [{"model": config, "sampling": sampler, "seed": r.seed, "metric": metric, "step": step, "value": value}
+            for (config, sampler), runs in groups.items() for r in runs
+            for metric, points in r.curves.items() for step, value in points]
 
 
 def tests_cell(comparisons: Sequence[Comparison], config: str, sampler: str) -> str:

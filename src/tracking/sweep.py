@@ -5,6 +5,12 @@ its id to `{sweep_dir}/mlflow_parent_run.json`. Every job, whether in the same p
 in another one (submitit), finds that file through its own HydraConfig and tags its run with
 `mlflow.parentRunId`, so the grouping works for every launcher. At the end the callback closes the parent
 (FAILED if any child failed) and writes a summary of the jobs to the sweep folder and the parent run.
+
+Re-running a multirun into the same sweep folder (`hydra.sweep.dir=<folder>`) resumes it: the parent run is
+reopened, and each job looks at the earlier attempt in its job folder (`resume_job`). A job that FINISHED with
+the same config fingerprint is skipped, an interrupted one (RUNNING after a SIGKILL, KILLED) continues from its
+`last.ckpt` in its own child run, a FAILED one (or one killed before its first checkpoint) runs again from the
+start; the earlier attempt's files move to `attempts/<run id>/` and its child run is tagged superseded.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ import atexit
 import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
@@ -24,6 +31,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+if TYPE_CHECKING:
+    from src.training.resume import ResumePlan
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,11 @@ PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests runs that ca
 JOB_TAG = "sweep.job_num"
 DIR_TAG = "sweep.dir"
 OVERRIDES_TAG = "sweep.overrides"
+SUPERSEDED_TAG = "sweep.superseded_by"  # on an earlier attempt of a job that ran again from the start
+RESUMES_TAG = "sweep.resumes"  # on the parent: how often the sweep was re-run into its folder
+ATTEMPTS_DIR = "attempts"
+# What an attempt leaves in its job folder (Hydra's .hydra/ and the job log are rewritten/appended by Hydra).
+_ATTEMPT_FILES = ("checkpoints", "eval", "model", "metrics.json", "config.yaml")
 # Keys that name a run in this order; any other swept key follows as `{last segment}{value}`.
 _NAMED_KEYS = ("model", "sampling", "sampling.alpha", "seed")
 
@@ -114,6 +129,18 @@ def sweep_status(child_statuses: Sequence[str], aborted: bool) -> str:
     return "KILLED" if aborted else "FINISHED"
 
 
+def job_action(status: str | None, has_metrics: bool, has_checkpoint: bool) -> str:
+    """What a re-run sweep does with a job's earlier attempt (same config): `skip`, `resume` or `rerun`.
+
+    `status` is the attempt's MLflow run status (None: the run is gone from the store).
+    """
+    if status == "FINISHED" and has_metrics:
+        return "skip"
+    if status != "FAILED" and has_checkpoint:  # RUNNING after a SIGKILL, KILLED after SIGTERM/Ctrl-C
+        return "resume"
+    return "rerun"  # FAILED, or interrupted before its first checkpoint
+
+
 def write_parent(sweep_dir: str | Path, parent: SweepParent) -> Path:
     """Write PARENT_FILE into the sweep folder (created if needed)."""
     path = Path(sweep_dir) / PARENT_FILE
@@ -156,6 +183,74 @@ def sweep_child(cfg: DictConfig) -> SweepChild | None:
     return SweepChild(name=child_run_name(cfg, parent.swept, overrides), tags=tags)
 
 
+def resume_job(cfg: DictConfig, plan: ResumePlan) -> ResumePlan:
+    """In a multirun job whose folder holds an earlier attempt: skip, resume or re-run it (see module doc).
+
+    Outside multiruns, with an explicit `ckpt_path`/`resume`, or in a fresh job folder the plan is unchanged.
+    """
+    from src.config import ConfigError
+    from src.training.resume import RunRecord, last_checkpoint
+
+    if plan.previous is not None or cfg.ckpt_path is not None or cfg.resume or sweep_child(cfg) is None:
+        return plan
+    job_dir = Path(plan.run_dir)
+    record = RunRecord.read(job_dir)
+    if record is None:
+        return plan
+    if record.fingerprint != plan.fingerprint:
+        raise ConfigError(
+            f"{job_dir} holds an earlier sweep job with another config (fingerprint {record.fingerprint}, this job "
+            f"{plan.fingerprint}; {_changed_keys(job_dir, cfg)}): a sweep folder resumes only the same command. "
+            "Use a new hydra.sweep.dir")
+    from mlflow.exceptions import MlflowException
+
+    client = _client(record.tracking_uri)
+    try:
+        status: str | None = client.get_run(record.mlflow_run_id).info.status
+    except MlflowException:  # the run was deleted from the store: only the folder tells
+        status = None
+    ckpt = last_checkpoint(job_dir)
+    action = job_action(status, (job_dir / "metrics.json").is_file(), ckpt is not None)
+    log.info("Sweep job %s: earlier attempt %s is %s -> %s", job_dir.name, record.mlflow_run_id, status, action)
+    if action == "skip":
+        return replace(plan, previous=record, done=job_dir / "metrics.json")
+    if action == "resume":
+        return replace(plan, previous=record, checkpoint=str(ckpt))
+    set_aside(job_dir, record.mlflow_run_id)
+    if status is not None:
+        client.set_tag(record.mlflow_run_id, SUPERSEDED_TAG, "a later attempt (same job folder)")
+        if status in ("RUNNING", "SCHEDULED"):
+            client.set_terminated(record.mlflow_run_id, "KILLED")
+    return plan
+
+
+def _changed_keys(job_dir: Path, cfg: DictConfig) -> str:
+    """Which keys differ from the earlier attempt's resolved config.yaml, for the error message."""
+    from src.training.resume import config_changes
+
+    try:
+        old = OmegaConf.to_container(OmegaConf.load(job_dir / "config.yaml"))
+    except (OSError, OmegaConfBaseException):
+        return "its config.yaml is unreadable"
+    new = OmegaConf.to_container(cfg, resolve=True)
+    # the run folder is the same job folder in both; its spelling may differ (relative vs absolute)
+    changed = [k for k in config_changes(old, new) if not k.startswith("paths.output_dir")]
+    return "changed: " + (", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "") if changed else "no key")
+
+
+def set_aside(job_dir: Path, run_id: str) -> Path:
+    """Move an attempt's files (checkpoints, exports, record) to `attempts/<run id>/` in its job folder."""
+    from src.tracking.resilient import JOURNAL_FILE
+    from src.training.resume import RECORD_FILE
+
+    dest = job_dir / ATTEMPTS_DIR / run_id
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (*_ATTEMPT_FILES, JOURNAL_FILE, RECORD_FILE):
+        if (job_dir / name).exists():
+            shutil.move(str(job_dir / name), str(dest / name))
+    return dest
+
+
 # ------------------------------------------------------------------------------------------- MLflow
 def _client(tracking_uri: str):
     """MlflowClient for a tracking URI (imported lazily: Hydra instantiates callbacks for every run)."""
@@ -168,13 +263,13 @@ def _client(tracking_uri: str):
 
 
 def children(client: Any, parent: SweepParent) -> list[Any]:
-    """The parent's child runs, oldest first, in any experiment."""
+    """The parent's child runs, oldest first, in any experiment; earlier attempts that ran again are left out."""
     from mlflow.entities import ViewType
 
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
     runs = client.search_runs(experiments, filter_string=f"tags.`{PARENT_TAG}` = '{parent.run_id}'",
                               order_by=["attributes.start_time ASC"])
-    return list(runs)
+    return [r for r in runs if SUPERSEDED_TAG not in r.data.tags]
 
 
 def summarize(runs: Sequence[Any]) -> list[dict[str, Any]]:
@@ -193,7 +288,10 @@ def summarize(runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def open_parent(config: DictConfig) -> SweepParent:
-    """Create the parent run for a multirun config and write PARENT_FILE into its sweep folder."""
+    """Create the parent run for a multirun config and write PARENT_FILE into its sweep folder.
+
+    A sweep folder that already has one (the same multirun started again) reopens that parent run instead.
+    """
     from src.tracking.mlflow import experiment_id, git_commit, resolve_tracking_uri
 
     sweep_dir = str(Path(str(config.hydra.sweep.dir)).resolve())  # absolute: the tag must work from anywhere
@@ -203,6 +301,9 @@ def open_parent(config: DictConfig) -> SweepParent:
     swept = swept_keys(overrides, params)
     uri = resolve_tracking_uri(str(config.logger.tracking_uri))
     client = _client(uri)
+    earlier = read_parent(sweep_dir)
+    if earlier is not None:
+        return reopen_parent(client, earlier, uri)
     exp_id = experiment_id(client, str(config.logger.experiment_name))
     tags = {"task": "sweep", DIR_TAG: sweep_dir, OVERRIDES_TAG: " ".join(overrides),
             "sweep.params": json.dumps(params), "sweep.swept": ",".join(swept),
@@ -210,6 +311,27 @@ def open_parent(config: DictConfig) -> SweepParent:
     run = client.create_run(exp_id, run_name=parent_run_name(sweep_dir, swept), tags=tags)
     parent = SweepParent(run.info.run_id, exp_id, uri, sweep_dir, swept)
     write_parent(sweep_dir, parent)
+    return parent
+
+
+def reopen_parent(client: Any, parent: SweepParent, tracking_uri: str) -> SweepParent:
+    """The parent run of an earlier start of this sweep, RUNNING again (its store must be the configured one)."""
+    from mlflow.exceptions import MlflowException
+
+    from src.config import ConfigError
+
+    if parent.tracking_uri != tracking_uri:
+        raise ConfigError(
+            f"{Path(parent.sweep_dir) / PARENT_FILE}: this sweep folder's runs are in {parent.tracking_uri}, not "
+            f"logger.tracking_uri={tracking_uri}; resume it with that store or use a new hydra.sweep.dir")
+    try:
+        run = client.get_run(parent.run_id)
+    except MlflowException as err:
+        raise ConfigError(
+            f"{Path(parent.sweep_dir) / PARENT_FILE} names parent run {parent.run_id}, which {tracking_uri} does not "
+            f"have ({err}); use a new hydra.sweep.dir") from err
+    client.update_run(parent.run_id, status="RUNNING")
+    client.set_tag(parent.run_id, RESUMES_TAG, str(int(run.data.tags.get(RESUMES_TAG, "0")) + 1))
     return parent
 
 

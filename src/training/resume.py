@@ -63,6 +63,17 @@ def config_fingerprint(config: Mapping[str, Any], output_dir: str) -> str:
     return hashlib.sha256(json.dumps(norm(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs (volatile keys ignored), sorted."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        found: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            if k not in VOLATILE_KEYS:
+                found += config_changes(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}{k}.")
+        return found
+    return [] if old == new else [prefix.rstrip(".")]
+
+
 def last_checkpoint(run_dir: str | Path) -> Path | None:
     """The run's newest resumable checkpoint: `last.ckpt` or a SLURM requeue `hpc_ckpt_*.ckpt`."""
     root = Path(run_dir)
@@ -137,6 +148,8 @@ class ResumePlan:
     previous: RunRecord | None  # the run it continues (its MLflow run is reopened), or None for a new run
     fingerprint: str  # of the config, recorded in this run's RunRecord
     run_dir: str  # where the run writes: the continued run's folder, else the configured output folder
+    # A re-run sweep job that already FINISHED with this config: its metrics.json; nothing is trained again.
+    done: Path | None = None
 
 
 def prepare(cfg: Any) -> ResumePlan:

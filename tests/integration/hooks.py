@@ -51,6 +51,11 @@ def poison(step: int, kind: str = "loss") -> str:
     return hook("poison", "PoisonStep", step=step, kind=kind)
 
 
+def fail_once(marker: str | Path, step: int) -> str:
+    """A run that fails at `step` unless `marker` exists, and creates it: the next attempt succeeds."""
+    return hook("fail_once", "FailOnce", marker=marker, step=step)
+
+
 class BatchLog(Callback):
     """Appends each step's batch composition (xling_ids, languages) to a JSON-lines file.
 
@@ -144,3 +149,17 @@ class PoisonStep(Callback):
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+
+
+class FailOnce(Callback):
+    """Raises at one step of the first run that sees no marker file (creating it), so a re-run passes."""
+
+    def __init__(self, marker: str, step: int) -> None:
+        super().__init__()
+        self.marker, self.step = Path(marker), step
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        """Fail at the chosen step, once."""
+        if trainer.global_step == self.step and not self.marker.exists():
+            self.marker.write_text("failed once")
+            raise RuntimeError(f"FailOnce: injected failure at step {self.step}")

@@ -102,3 +102,13 @@ def test_slurm_auto_requeue_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_reliability_keys_are_validated(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(make_cfg(override))
+
+
+def test_config_changes_names_differing_keys() -> None:
+    from src.training.resume import config_changes
+
+    old = {"trainer": {"max_steps": 300, "precision": "auto"}, "eval": {"debias": ["center"]}, "hydra": {"a": 1}}
+    new = {"trainer": {"max_steps": 200, "precision": "auto"}, "eval": {"debias": ["center"], "new_key": 1},
+           "hydra": {"a": 2}}
+    assert config_changes(old, new) == ["eval.new_key", "trainer.max_steps"]
+    assert config_changes(old, old) == []

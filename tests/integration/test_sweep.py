@@ -215,3 +215,83 @@ def test_sweep_presets_compose_and_every_job_validates(preset: str, params: dict
             validate(job)
             if preset == "alpha":
                 assert job.sampling.name == "hybrid" and job.sampling.alpha == float(value)
+
+
+# ------------------------------------------------------------------------------------ resumed sweeps
+def test_sweep_killed_mid_second_job_resumes_skips_and_reruns(tmp_path: Path, real_data: Path) -> None:
+    """Job 0 fails once, job 1 is SIGKILLed after a checkpoint, job 2 never starts; the same command again
+    re-runs job 0, resumes job 1 into its own child run, runs job 2; a third time skips all three."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from src.tracking.sweep import SUPERSEDED_TAG
+    from src.training.resume import RECORD_FILE
+    from tests.integration.helpers import ROOT
+    from tests.integration.hooks import batch_log, fail_once, read_batch_log, step_delay
+
+    db, sweep_dir = tmp_path / "mlflow.db", tmp_path / "multirun"
+    args = ["src.run", "-m", "seed=1,2,3", *FAST, "trainer.max_steps=8", "sampling=xy",
+            "callbacks.model_checkpoint.every_n_train_steps=2", batch_log(), step_delay(0.4),
+            fail_once(tmp_path / "failed-once", step=1), f"paths.data_dir={real_data.parent}",
+            f"logger.tracking_uri=sqlite:///{db}", f"hydra.sweep.dir={sweep_dir}"]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    job1 = sweep_dir / "1"
+    deadline = time.monotonic() + 600
+    while not ((job1 / "checkpoints" / "last.ckpt").is_file() and len(read_batch_log(job1 / "batches.jsonl")) >= 4):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"job 1 never reached a checkpoint (rc={proc.returncode}):\n{proc.stdout.read()[-3000:]}")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    parent, kids = _parent_and_children(db)
+    assert parent.info.status == "RUNNING" and sorted(r.info.status for r in kids) == ["FAILED", "RUNNING"]
+    failed = next(r for r in kids if r.info.status == "FAILED")
+    killed = next(r for r in kids if r.info.status == "RUNNING")
+    assert "FailOnce" in failed.data.tags["error"] and not (sweep_dir / "2").exists()
+
+    again = run_module(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    parent2, kids2 = _parent_and_children(db)
+    assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
+    assert parent2.data.tags["sweep.resumes"] == "1"
+    by_job = {r.data.tags["sweep.job_num"]: r for r in kids2}
+    assert sorted(by_job) == ["0", "1", "2"] and all(r.info.status == "FINISHED" for r in kids2)
+    # job 0 ran again from the start in a new child; the failed attempt is kept, tagged, its files set aside
+    assert by_job["0"].info.run_id != failed.info.run_id
+    old = MlflowClient(tracking_uri=f"sqlite:///{db}").get_run(failed.info.run_id)
+    assert old.info.status == "FAILED" and SUPERSEDED_TAG in old.data.tags
+    assert (sweep_dir / "0" / "attempts" / failed.info.run_id / RECORD_FILE).is_file()
+    # job 1 continued from its last.ckpt in its own run, and trained to the end exactly once per step
+    assert by_job["1"].info.run_id == killed.info.run_id
+    assert by_job["1"].data.tags["resumed_from"].endswith("last.ckpt")
+    assert [b["step"] for b in read_batch_log(job1 / "batches.jsonl")] == list(range(8))
+    summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
+    assert summary["status"] == "FINISHED" and summary["n_jobs"] == 3 and summary["n_failed"] == 0
+    assert len(mlflow_runs(db)) == 5  # parent + 3 jobs + the superseded attempt
+
+    metrics_before = {j: (sweep_dir / j / "metrics.json").read_text() for j in "012"}
+    third = run_module(*args)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.stdout.count("FINISHED earlier with this config") == 3
+    assert len(mlflow_runs(db)) == 5
+    assert {j: (sweep_dir / j / "metrics.json").read_text() for j in "012"} == metrics_before
+    parent3, _ = _parent_and_children(db)
+    assert parent3.info.status == "FINISHED" and parent3.data.tags["sweep.resumes"] == "2"
+
+
+def test_job_action() -> None:
+    from src.tracking.sweep import job_action
+
+    assert job_action("FINISHED", has_metrics=True, has_checkpoint=True) == "skip"
+    assert job_action("FINISHED", has_metrics=False, has_checkpoint=True) == "resume"
+    assert job_action("RUNNING", has_metrics=False, has_checkpoint=True) == "resume"  # SIGKILL
+    assert job_action("KILLED", has_metrics=False, has_checkpoint=True) == "resume"  # SIGTERM / Ctrl-C
+    assert job_action(None, has_metrics=False, has_checkpoint=True) == "resume"  # run gone from the store
+    assert job_action("RUNNING", has_metrics=False, has_checkpoint=False) == "rerun"  # killed before a checkpoint
+    assert job_action("FAILED", has_metrics=False, has_checkpoint=True) == "rerun"
+    assert job_action("FINISHED", has_metrics=False, has_checkpoint=False) == "rerun"

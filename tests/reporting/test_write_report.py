@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from src.evaluation.artifacts.per_query import PerQuery
 from src.report import write_report
@@ -69,3 +70,48 @@ def test_report_sections_for_a_mixed_experiment(tmp_path: Path) -> None:
         assert (tmp_path / f"per_language_xq_{stem}.md").is_file()
         assert (tmp_path / f"heatmaps_xq_{stem}.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "report.json").read_text())["files"][-1] == "report.json"
+
+
+def test_debias_table_and_learning_curves(tmp_path: Path) -> None:
+    """Trained runs with `center`/`lir` sets and validation curves, plus one zero-shot run: debias.md, curves."""
+    import csv as csv_mod
+
+    from src.evaluation import keys
+
+    def metrics(base: float) -> dict[str, float]:
+        out = {}
+        for shift, name in ((0.0, "xq"), (0.05, "xq.center"), (0.07, "xq.lir")):
+            for setting in keys.SETTINGS:
+                out[keys.key(name, setting, "map")] = base + shift
+            out[keys.key(name, keys.MULTI, keys.RANK_DISTANCE)] = 100 - 100 * shift
+        return out
+
+    loss = keys.VALIDATION_LOSS
+    runs = [RunRecord(f"{s}-{seed}", f"{s}-seed{seed}", "FINISHED", "tiny", s, None, seed, ("xq",),
+                      metrics(0.5 + 0.1 * (s == "xy") + 0.01 * int(seed)), params={"seed": seed, "sampling.name": s},
+                      curves={loss: [(50, 1.0 + int(seed)), (100, 0.5)]})
+            for s in ("xx", "xy") for seed in ("1", "2")]
+    zero = RunRecord("z", "zs", "FINISHED", "tiny", "?", None, "?", ("xq",), metrics(0.3))
+    write_report(runs, tmp_path, lambda run, _: None, n_resamples=99, zero_shot=[zero])
+
+    with (tmp_path / "debias.csv").open() as f:
+        rows = {(r["sampling"], r["debias"]): r for r in csv_mod.DictReader(f)}
+    assert sorted(rows) == sorted((s, d) for s in ("zero-shot", "xx", "xy") for d in ("none", "center", "lir"))
+    assert float(rows[("zero-shot", "lir")]["multi/map"]) == pytest.approx(0.37)
+    assert float(rows[("xy", "center")]["mono/map"]) == pytest.approx(0.6 + 0.015 + 0.05)  # mean of seeds 1, 2
+    assert float(rows[("xx", "none")]["multi/rank_distance"]) == pytest.approx(100)
+    assert rows[("xx", "none")]["n_seeds"] == "2" and rows[("zero-shot", "none")]["n_seeds"] == "1"
+    assert "| tiny | zero-shot | center | 1 |" in (tmp_path / "debias.md").read_text()
+    with (tmp_path / "learning_curves.csv").open() as f:
+        curve = [r for r in csv_mod.DictReader(f) if r["sampling"] == "xx" and r["seed"] == "2"]
+    assert [(r["metric"], r["step"], r["value"]) for r in curve] == [(loss, "50", "3.0"), (loss, "100", "0.5")]
+    assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_debias_variants_and_curve_keys() -> None:
+    from src.evaluation import keys
+
+    found = ["xq/multi/map", "xq.lir/multi/map", "xq.center/mono/map", "xqx.lir/multi/map", "val/loss", "epoch"]
+    assert keys.debiased_variants(found, "xq") == ["xq.center", "xq.lir"]
+    assert keys.debias_method("xq.lir2") == "lir2" and keys.debias_method("xq") is None
+    assert keys.curve_keys()[0] == "val/loss" and "val/multi/rank_distance" in keys.curve_keys()
