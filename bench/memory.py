@@ -7,6 +7,12 @@ their ratio), the peak, and the median step time from the logged throughput, eac
 Goals (README: Memory): RSS at the last step within 10 % of step 20, peak <= 6 GB, steps <= 10 % slower.
 
     python -m bench.memory [--steps 150] [--options notrim,trim10,trim1,trim10_exact]
+    python -m bench.memory --trim-cost [--blocks 8]
+
+The options run one after the other, so their step times compare only on an idle machine. `--trim-cost`
+measures the trimming's step-time cost side by side instead: in one process, blocks of 10 training steps of
+the bundled model (plain loop, the configured precision) alternate between "malloc_trim, then 10 steps" and
+"10 steps", so load from other processes falls on both arms alike.
 """
 
 from __future__ import annotations
@@ -65,14 +71,48 @@ def train(option: str, steps: int, root: Path, extra: Sequence[str] = ()) -> dic
             "step_s": statistics.median(batch / v for s, v in sorted(pairs.items())[1:])}
 
 
+def trim_cost(blocks: int, block_steps: int = 10) -> dict[str, Any]:
+    """Seconds per block of `block_steps` steps with malloc_trim before it vs without, alternated (ratio row)."""
+    from bench import train_step
+    from bench.harness import alternate
+    from src.runtime.memory import malloc_trim
+
+    s = train_step.setup("me5_small_bundled")
+    batches = train_step.plain_batches(s, block_steps)
+    opt = train_step.optimizer(s)
+    size = train_step.Size(models=("me5_small_bundled",), warmup=0, steps=block_steps, repetitions=1)
+
+    def steps(trim: bool) -> Any:
+        if trim:
+            malloc_trim()
+        return train_step.plain_steps(s, size, batches, opt=opt)
+
+    res = alternate({"no trim": lambda: steps(False), "trim every 10": lambda: steps(True)},
+                    baseline="no trim", repetitions=blocks, warmup=1)
+    ratio = res.ratios["trim every 10"]
+    row = {"comparison": "7 memory", "setting": f"me5_small_bundled, batch {s.cfg.data.batch_size}, {s.precision}, "
+           f"malloc_trim + {block_steps} steps vs {block_steps} steps, alternated", "project_s":
+           res.arms["trim every 10"].median_s, "reference_s": res.arms["no trim"].median_s, "ratio": ratio,
+           "goal": f"<= {GOALS['step_ratio']}", "met": ratio["median"] <= GOALS["step_ratio"], "extra": ""}
+    return res.to_json() | {"rows": [row]}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run each option once, one after the other; write results/memory.json and print a table."""
     ap = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--options", default=",".join(OPTIONS))
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--trim-cost", action="store_true", help="only the alternated step-time cost of trimming")
+    ap.add_argument("--blocks", type=int, default=8, help="--trim-cost: blocks per arm")
     ap.add_argument("overrides", nargs="*", help="extra src.run overrides for every option")
     args = ap.parse_args(argv)
+    if args.trim_cost:
+        result = trim_cost(args.blocks)
+        path = write_result("memory_trim_cost", result, args.results_dir)
+        print(json.dumps({"rows": result["rows"]}, indent=1, default=str))
+        print(f"-> {path}")
+        return 0
     root = Path(tempfile.mkdtemp(prefix="xlir-bench-memory-"))
     results = {}
     for option in args.options.split(","):

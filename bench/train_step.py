@@ -152,16 +152,24 @@ def plain_batches(s: Setup, n: int) -> list[dict[str, Any]]:
     raise ValueError(f"the sampler served fewer than {n} batches")
 
 
-def plain_steps(s: Setup, size: Size, batches: list[dict[str, Any]], precision: str | None = None) -> Timed:
+def optimizer(s: Setup) -> torch.optim.Optimizer:
+    """AdamW over the encoder's trainable parameters, as configured."""
+    params = [p for p in s.encoder.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=s.cfg.optim.lr, weight_decay=s.cfg.optim.weight_decay)
+
+
+def plain_steps(s: Setup, size: Size, batches: list[dict[str, Any]], precision: str | None = None,
+                opt: torch.optim.Optimizer | None = None) -> Timed:
     """A minimal loop: autocast forward, InfoNCE, backward, clip, AdamW step; median of the timed steps.
 
-    `precision` overrides the setup's resolved one (bench.precision times both on the same batches).
+    `precision` overrides the setup's resolved one (bench.precision times both on the same batches); `opt`
+    continues an optimizer across calls (else a fresh AdamW).
     """
     from hydra.utils import instantiate
 
     enc, loss_fn = s.encoder, instantiate(s.cfg.loss)
     params = [p for p in enc.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=s.cfg.optim.lr, weight_decay=s.cfg.optim.weight_decay)
+    opt = opt or optimizer(s)
     bf16 = (precision or s.precision).startswith("bf16")
     clip = s.cfg.trainer.gradient_clip_val
     times = []

@@ -256,8 +256,9 @@ def test_sweep_killed_mid_second_job_resumes_skips_and_reruns(tmp_path: Path, re
 
     again = run_module(*args)
     assert again.returncode == 0, again.stderr[-3000:]
-    parent2, kids2 = _parent_and_children(db)
-    assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
+    parent2, all_kids = _parent_and_children(db)
+    kids2 = [r for r in all_kids if SUPERSEDED_TAG not in r.data.tags]
+    assert len(all_kids) == 4 and parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
     assert parent2.data.tags["sweep.resumes"] == "1"
     by_job = {r.data.tags["sweep.job_num"]: r for r in kids2}
     assert sorted(by_job) == ["0", "1", "2"] and all(r.info.status == "FINISHED" for r in kids2)
