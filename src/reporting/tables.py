@@ -215,8 +215,11 @@ Clustered = tuple[np.ndarray, np.ndarray]
 
 
 def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequence[str],
-                 per_query: PerQueryLookup, n_resamples: int = 9999, seed: int = 0) -> list[Comparison]:
+                 per_query: PerQueryLookup, n_resamples: int = 9999, seed: int = 0,
+                 against: str | None = None) -> list[Comparison]:
     """Tests between every two samplers of a configuration on every column, Holm-corrected over those tested.
+
+    `against`: only the pairs that include this sampler label (each other row tested against it).
 
     `per_query(run, eval_set)` gives the run's PerQuery (with qids) or None when it saved none. Each run's
     per-query shares of the column's macro average are summed per question (xling_id, all its languages).
@@ -249,6 +252,8 @@ def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequen
         for config in sorted({c for c, _ in groups}):
             samplers = [s for c, s in groups if c == config]
             for a, b in itertools.combinations(samplers, 2):
+                if against is not None and against not in (a, b):
+                    continue
                 runs = (groups[config, a], groups[config, b])
                 per_run = functools.partial(lookup, eval_set=eval_set, setting=setting, metric=metric)
                 out.append(_compare(column, config, (a, b), runs, per_run, n_resamples, seed))
@@ -373,6 +378,30 @@ def debias_table(groups: Mapping[tuple[str, str], list[RunRecord]], zero_shot: S
                 row.update({f"{setting}/{metric}": m, f"{setting}/{metric}/ci95": c})
             csv_rows.append(row)
     return header, md_rows, csv_rows
+
+
+def debiased_groups(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set: str
+                    ) -> tuple[dict[tuple[str, str], list[RunRecord]], dict[str, tuple[RunRecord, str]]]:
+    """Each (configuration, sampler) group once more per debiasing it was scored with, as `{sampler}+{method}`.
+
+    The derived records carry the debiased set's metrics under `eval_set`'s keys, so the usual tables and tests
+    apply; the second value maps a derived run id to (the original run, the debiased set) for per-query lookups.
+    """
+    derived: dict[tuple[str, str], list[RunRecord]] = {}
+    origin: dict[str, tuple[RunRecord, str]] = {}
+    for (config, sampler), runs in groups.items():
+        for variant in sorted({v for r in runs for v in keys.debiased_variants(r.metrics, eval_set)}):
+            method = keys.debias_method(variant)
+            renamed = []
+            for r in runs:
+                metrics = {keys.key(eval_set, k.setting, k.metric, k.group): v for k, v in
+                           ((keys.maybe_parse(t), v) for t, v in r.metrics.items()) if k and k.dataset == variant}
+                run_id = f"{r.run_id}+{method}"
+                origin[run_id] = (r, variant)
+                renamed.append(RunRecord(run_id, f"{r.name}+{method}", r.status, r.model, f"{sampler}+{method}",
+                                         r.alpha, r.seed, (eval_set,), metrics, params=r.params))
+            derived[config, f"{sampler}+{method}"] = renamed
+    return derived, origin
 
 
 def curve_rows(groups: Mapping[tuple[str, str], list[RunRecord]]) -> list[dict[str, object]]:

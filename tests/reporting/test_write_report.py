@@ -72,36 +72,48 @@ def test_report_sections_for_a_mixed_experiment(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "report.json").read_text())["files"][-1] == "report.json"
 
 
-def test_debias_table_and_learning_curves(tmp_path: Path) -> None:
-    """Trained runs with `center`/`lir` sets and validation curves, plus one zero-shot run: debias.md, curves."""
+def test_debias_table_tests_and_learning_curves(tmp_path: Path) -> None:
+    """Trained runs scored raw and with `center`/`lir`, validation curves, one zero-shot run: debias.md/.csv with
+    the zero-shot rows first, debiased samplers tested against raw hybrid, learning curves."""
     import csv as csv_mod
 
     from src.evaluation import keys
 
-    def metrics(base: float) -> dict[str, float]:
-        out = {}
-        for shift, name in ((0.0, "xq"), (0.05, "xq.center"), (0.07, "xq.lir")):
-            for setting in keys.SETTINGS:
-                out[keys.key(name, setting, "map")] = base + shift
-            out[keys.key(name, keys.MULTI, keys.RANK_DISTANCE)] = 100 - 100 * shift
-        return out
-
+    rng = np.random.default_rng(1)
     loss = keys.VALIDATION_LOSS
-    runs = [RunRecord(f"{s}-{seed}", f"{s}-seed{seed}", "FINISHED", "tiny", s, None, seed, ("xq",),
-                      metrics(0.5 + 0.1 * (s == "xy") + 0.01 * int(seed)), params={"seed": seed, "sampling.name": s},
-                      curves={loss: [(50, 1.0 + int(seed)), (100, 0.5)]})
-            for s in ("xx", "xy") for seed in ("1", "2")]
-    zero = RunRecord("z", "zs", "FINISHED", "tiny", "?", None, "?", ("xq",), metrics(0.3))
-    write_report(runs, tmp_path, lambda run, _: None, n_resamples=99, zero_shot=[zero])
+    gains = {"xx": 0.0, "hybrid-a0.5": 0.2}  # raw; `lir` adds 0.2 more, `center` nothing
+    runs, data = [], {}
+    for sampler, gain in gains.items():
+        for seed in ("1", "2", "3"):
+            run_id, metrics = f"{sampler}-{seed}", {}
+            for name, extra in (("xq", 0.0), ("xq.center", 0.0), ("xq.lir", 0.2)):
+                pq = _per_query(rng, gain + extra)
+                data[run_id, name] = PerQuery(name, pq.languages, pq.qids, pq.arrays)
+                metrics.update(data[run_id, name].grid().summary(["map"]))
+            runs.append(RunRecord(run_id, f"{sampler}-seed{seed}", "FINISHED", "tiny", sampler, None, seed, ("xq",),
+                                  metrics, params={"seed": seed, "sampling.name": sampler},
+                                  curves={loss: [(50, 1.0 + int(seed)), (100, 0.5)]}))
+    zero = RunRecord("z", "zs", "FINISHED", "tiny", "?", None, "?", ("xq",), dict(runs[0].metrics))
+    report = write_report(runs, tmp_path, lambda run, name: data[run.run_id, name], n_resamples=1999,
+                          zero_shot=[zero])
 
     with (tmp_path / "debias.csv").open() as f:
         rows = {(r["sampling"], r["debias"]): r for r in csv_mod.DictReader(f)}
-    assert sorted(rows) == sorted((s, d) for s in ("zero-shot", "xx", "xy") for d in ("none", "center", "lir"))
-    assert float(rows[("zero-shot", "lir")]["multi/map"]) == pytest.approx(0.37)
-    assert float(rows[("xy", "center")]["mono/map"]) == pytest.approx(0.6 + 0.015 + 0.05)  # mean of seeds 1, 2
-    assert float(rows[("xx", "none")]["multi/rank_distance"]) == pytest.approx(100)
-    assert rows[("xx", "none")]["n_seeds"] == "2" and rows[("zero-shot", "none")]["n_seeds"] == "1"
+    assert sorted(rows) == sorted((s, d) for s in ("zero-shot", "xx", "hybrid-a0.5") for d in ("none", "center", "lir"))
+    mean = np.mean([r.metrics[keys.key("xq.lir", keys.MULTI, "map")] for r in runs[:3]])
+    assert float(rows[("xx", "lir")]["multi/map"]) == pytest.approx(mean)
+    assert rows[("xx", "none")]["n_seeds"] == "3" and rows[("zero-shot", "none")]["n_seeds"] == "1"
     assert "| tiny | zero-shot | center | 1 |" in (tmp_path / "debias.md").read_text()
+    # xx raw / +center / +lir and hybrid +center / +lir, each against raw hybrid, on 4 columns
+    tests = report["debias_comparisons"]
+    assert len(tests) == 5 * 4 and all("hybrid-a0.5" in (t["a"], t["b"]) for t in tests)
+    by_pair = {(frozenset((t["a"], t["b"])), t["column"]): t for t in tests}
+    worse = by_pair[frozenset(("xx", "hybrid-a0.5")), "xq/multi/map"]
+    means = {worse["a"]: worse["mean_a"], worse["b"]: worse["mean_b"]}
+    assert worse["significant"] and means["xx"] < means["hybrid-a0.5"]  # raw xx loses to raw hybrid
+    gained = by_pair[frozenset(("hybrid-a0.5+lir", "hybrid-a0.5")), "xq/multi/map"]
+    assert gained["significant"]  # lir adds 0.2 to hybrid: it beats raw hybrid
+    assert (tmp_path / "debias_significance.csv").is_file()
     with (tmp_path / "learning_curves.csv").open() as f:
         curve = [r for r in csv_mod.DictReader(f) if r["sampling"] == "xx" and r["seed"] == "2"]
     assert [(r["metric"], r["step"], r["value"]) for r in curve] == [(loss, "50", "3.0"), (loss, "100", "0.5")]
