@@ -71,16 +71,16 @@ def train(option: str, steps: int, root: Path, extra: Sequence[str] = ()) -> dic
             "step_s": statistics.median(batch / v for s, v in sorted(pairs.items())[1:])}
 
 
-def trim_cost(blocks: int, block_steps: int = 10) -> dict[str, Any]:
+def trim_cost(blocks: int, block_steps: int = 10, model: str = "me5_small_bundled") -> dict[str, Any]:
     """Seconds per block of `block_steps` steps with malloc_trim before it vs without, alternated (ratio row)."""
     from bench import train_step
     from bench.harness import alternate
     from src.runtime.memory import malloc_trim
 
-    s = train_step.setup("me5_small_bundled")
+    s = train_step.setup(model)
     batches = train_step.plain_batches(s, block_steps)
     opt = train_step.optimizer(s)
-    size = train_step.Size(models=("me5_small_bundled",), warmup=0, steps=block_steps, repetitions=1)
+    size = train_step.Size(models=(model,), warmup=0, steps=block_steps, repetitions=1)
 
     def steps(trim: bool) -> Any:
         if trim:
@@ -90,7 +90,7 @@ def trim_cost(blocks: int, block_steps: int = 10) -> dict[str, Any]:
     res = alternate({"no trim": lambda: steps(False), "trim every 10": lambda: steps(True)},
                     baseline="no trim", repetitions=blocks, warmup=1)
     ratio = res.ratios["trim every 10"]
-    row = {"comparison": "7 memory", "setting": f"me5_small_bundled, batch {s.cfg.data.batch_size}, {s.precision}, "
+    row = {"comparison": "7 memory", "setting": f"{model}, batch {s.cfg.data.batch_size}, {s.precision}, "
            f"malloc_trim + {block_steps} steps vs {block_steps} steps, alternated", "project_s":
            res.arms["trim every 10"].median_s, "reference_s": res.arms["no trim"].median_s, "ratio": ratio,
            "goal": f"<= {GOALS['step_ratio']}", "met": ratio["median"] <= GOALS["step_ratio"], "extra": ""}

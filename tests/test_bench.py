@@ -171,3 +171,13 @@ def test_memory_bench_overrides_compose_and_validate(option: str, tmp_path: Path
     cfg = make_cfg(*(o for o in overrides(option, 150, tmp_path, "sqlite:///x.db") if not o.startswith("hydra.")))
     validate(cfg)
     assert cfg.callbacks.retrieval_eval.at_train_end is False and cfg.trainer.max_steps == 150
+
+
+@pytest.mark.skipif(not Path("data/lareqa/mlqa-r").exists(), reason="real data not linked (make data)")
+def test_trim_cost_alternates_trimmed_and_plain_blocks() -> None:
+    from bench.memory import trim_cost
+
+    result = trim_cost(blocks=2, block_steps=2, model="tiny")
+    (row,) = result["rows"]
+    assert row["project_s"] > 0 and row["reference_s"] > 0 and row["ratio"]["median"] > 0
+    assert "tiny" in row["setting"] and "alternated" in row["setting"]
