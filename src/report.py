@@ -43,6 +43,7 @@ from src.reporting.tables import (
     macro_table,
     markdown,
     per_language_table,
+    run_rows,
     significance,
     write_csv,
 )
@@ -159,7 +160,8 @@ def _record(run, curves: dict[str, list[tuple[int, float]]]) -> RunRecord:
         model=tags.get("model", "?"), sampling=sampling_label(sampler, alpha), alpha=alpha,
         seed=tags.get("seed", "?"), eval_sets=tuple(s for s in tags.get("eval_data", "").split(",") if s),
         metrics=dict(run.data.metrics), error=tags.get(ERROR_TAG, ""), params=dict(run.data.params),
-        start_time=run.info.start_time or 0, curves=curves,
+        start_time=run.info.start_time or 0, curves=curves, end_time=run.info.end_time or 0,
+        selected_step=tags.get("selected_step", ""),
     )
 
 
@@ -229,6 +231,7 @@ def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup
     comparisons = significance(groups, cols, per_query, n_resamples, seed)
     configs = sorted({c for c, _ in groups})
     _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, failed, finished, superseded)
+    write_csv(out_dir / "runs.csv", run_rows(runs))
     debias_tests = _write_debias_and_curves(out_dir, groups, eval_sets, zero_shot or [], per_query, n_resamples, seed)
     _write_plots(out_dir, groups, eval_sets, configs, per_query)
     report = {**(meta or {}), "n_finished": len(finished), "n_failed": len(failed),

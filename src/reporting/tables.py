@@ -77,6 +77,8 @@ class RunRecord:
     start_time: int = 0  # ms since the epoch; the newest of duplicated runs is kept
     # validation learning curves: {metric key (keys.curve_keys): [(step, value), ...]} in step order
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    end_time: int = 0  # ms since the epoch (0: still running)
+    selected_step: str = ""  # the validation-chosen checkpoint's step that was evaluated ("" = the last weights)
 
 
 @dataclass
@@ -402,6 +404,21 @@ def debiased_groups(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set:
                                          r.alpha, r.seed, (eval_set,), metrics, params=r.params))
             derived[config, f"{sampler}+{method}"] = renamed
     return derived, origin
+
+
+def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, object]]:
+    """One row per run: when and how long it ran, on which precision and CPU, which step was evaluated."""
+    import datetime as dt
+
+    def utc(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if ms else ""
+
+    return [{"run": r.name, "model": r.model, "sampling": r.sampling, "seed": r.seed, "status": r.status,
+             "start_utc": utc(r.start_time), "end_utc": utc(r.end_time),
+             "wall_min": round((r.end_time - r.start_time) / 60000, 1) if r.end_time else "",
+             "precision": r.params.get("runtime.precision", ""), "cpu": r.params.get("runtime.cpu_model", ""),
+             "steps": r.params.get("trainer.max_steps", ""), "evaluated_step": r.selected_step or "last"}
+            for r in sorted(runs, key=lambda r: r.start_time)]
 
 
 def curve_rows(groups: Mapping[tuple[str, str], list[RunRecord]]) -> list[dict[str, object]]:

@@ -70,6 +70,10 @@ def test_report_sections_for_a_mixed_experiment(tmp_path: Path) -> None:
         assert (tmp_path / f"per_language_xq_{stem}.md").is_file()
         assert (tmp_path / f"heatmaps_xq_{stem}.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "report.json").read_text())["files"][-1] == "report.json"
+    with (tmp_path / "runs.csv").open() as f:
+        listed = list(csv.DictReader(f))
+    assert len(listed) == 12 and {r["status"] for r in listed} == {"FINISHED", "FAILED"}
+    assert listed[0]["evaluated_step"] == "last" and listed[0]["wall_min"] == ""  # no end time recorded
 
 
 def test_debias_table_tests_and_learning_curves(tmp_path: Path) -> None:
