@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, validate
 
@@ -87,7 +87,10 @@ def test_early_stopping_off_by_default_on_in_comparison_presets() -> None:
     for preset in options("sweep"):
         cfg = make_cfg(f"sweep={preset}")
         validate(cfg)
-        assert cfg.callbacks.early_stopping.monitor == "val/loss", preset
+        if preset.startswith("study"):  # the same pair budget for every sampler: no early stop, selection only
+            assert cfg.callbacks.early_stopping is None, preset
+        else:
+            assert cfg.callbacks.early_stopping.monitor == "val/loss", preset
         assert cfg.callbacks.best_checkpoint.monitor == "val/loss", preset
         # comparison runs are longer than the quick default and validate several times to select a step
         assert cfg.trainer.max_steps // cfg.trainer.val_check_interval >= 3, preset
@@ -96,3 +99,17 @@ def test_early_stopping_off_by_default_on_in_comparison_presets() -> None:
 def test_bad_val_fraction_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"data.train.val_fraction=1.5: expected a fraction in \[0, 1\)"):
         validate(make_cfg("data.train.val_fraction=1.5"))
+
+
+def test_presets_override_the_root_configs_values() -> None:
+    """`_self_` comes first in config.yaml: presets may set keys that config.yaml itself defines (eval.*)."""
+    assert make_cfg().eval.batch_size == 32 and make_cfg().eval.debias == "none"
+    assert make_cfg("experiment=paper_labse").eval.batch_size == 512
+    study = make_cfg("sweep=study")
+    assert list(study.eval.debias) == ["center", "lir"] and study.eval.trec_depth == 10
+    assert study.logger.experiment_name == "study" and study.trainer.max_steps == 300
+    assert study.callbacks.model_checkpoint.every_n_train_steps == 50  # a kill loses at most 50 steps
+    alpha = make_cfg("sweep=study_alpha", "sampling.alpha=0.25")
+    differs = {k for k in ("trainer", "eval", "callbacks", "model", "data", "optim", "loss")
+               if OmegaConf.to_container(alpha[k]) != OmegaConf.to_container(study[k])}
+    assert not differs and alpha.sampling.name == "hybrid"  # the alpha curve differs from the study by alpha only

@@ -199,6 +199,8 @@ def test_job_failing_before_its_run_opens_gets_a_failed_child(tmp_path: Path) ->
     ("samplers", {"sampling": "xx,xy,hybrid", "seed": "1,2,3"}),
     ("alpha", {"sampling.alpha": "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"}),
     ("models", {"model": "me5_small_bundled,me5_small,labse,xlmr,mbert", "sampling": "xx,xy,hybrid"}),
+    ("study", {"seed": "1,2,3", "sampling": "xx,xy,hybrid"}),
+    ("study_alpha", {"seed": "1,2,3", "sampling": "hybrid", "sampling.alpha": "0.25,0.75"}),
 ])
 def test_sweep_presets_compose_and_every_job_validates(preset: str, params: dict[str, str]) -> None:
     from hydra import compose, initialize_config_dir
@@ -213,7 +215,7 @@ def test_sweep_presets_compose_and_every_job_validates(preset: str, params: dict
         for value in values.split(","):
             job = make_cfg(f"sweep={preset}", f"{key}={value}")
             validate(job)
-            if preset == "alpha":
+            if preset == "alpha" or key == "sampling.alpha":
                 assert job.sampling.name == "hybrid" and job.sampling.alpha == float(value)
 
 
