@@ -6,17 +6,20 @@ Lightning's DDP launcher starts the other ranks of a node by re-running the scri
 Inside a Hydra multirun that command still carries `-m` and the sweep (`sampling=xx,xy`), so every child
 would run the whole sweep again; and it points the child at `hydra.run.dir`, which in a multirun is not
 the job's folder. `HydraDDPStrategy` launches children with the job's own resolved overrides, its output
-folder and no `-m`; it hands them the MLflow run id (they never open a run), and when the job ends it
-tears down the process group and the rendezvous variables so the next job of the sweep starts afresh.
+folder and no `-m`; it hands them the MLflow run id (they never open a run) and the checkpoint rank 0
+resumes from (a re-run sweep resumes jobs by itself: the children's command must say so), and when the job
+ends it tears down the process group and the rendezvous variables so the next job of the sweep starts afresh.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
@@ -45,15 +48,19 @@ def config_flags(argv: Sequence[str]) -> list[str]:
 
 def child_command(
     main: Sequence[str], argv: Sequence[str], job_overrides: Sequence[str], hydra_overrides: Sequence[str],
-    output_dir: str, job_name: str, local_rank: int,
+    output_dir: str, job_name: str, local_rank: int, checkpoint: str | None = None,
 ) -> list[str]:
     """Command line of a child rank: this job only (no `-m`, no sweep), writing into the job's folder.
 
     `main` is how the script was started (`[python, -m, src.run]`), `argv` its arguments, `job_overrides`
     the job's resolved task overrides (`sampling=xx` for one job of `sampling=xx,xy`). Of the Hydra
     overrides only `hydra.job.chdir` is kept: a launcher or sweeper override would submit jobs again.
+    `checkpoint`: the file rank 0 resumes from, given to the child as `ckpt_path` (replacing ckpt_path/resume).
     """
     keep = [o for o in hydra_overrides if o.split("=", 1)[0].lstrip("+~") == "hydra.job.chdir"]
+    if checkpoint:
+        job_overrides = [*(o for o in job_overrides if o.split("=", 1)[0].lstrip("+~") not in ("ckpt_path", "resume")),
+                         f'ckpt_path="{checkpoint}"']
     return [
         *main, *config_flags(argv), *job_overrides, *keep,
         f'hydra.run.dir="{output_dir}"',
@@ -72,6 +79,15 @@ def main_command() -> list[str]:
     return [sys.executable, "-m", spec.name]
 
 
+def fit_checkpoint(function: Callable, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
+    """The checkpoint file a trainer entry point (`trainer._fit_impl`) was called with, else None."""
+    try:
+        value = inspect.signature(function).bind_partial(*args, **kwargs).arguments.get("ckpt_path")
+    except TypeError:
+        return None
+    return str(value) if value and Path(str(value)).is_file() else None  # not Lightning's "last"/"best" names
+
+
 def inherited_run_id() -> str | None:
     """The MLflow run id handed down by rank 0, for a child rank; None on the launching process."""
     if os.environ.get("LOCAL_RANK", "0") == "0":
@@ -85,6 +101,7 @@ class HydraSubprocessLauncher(_SubprocessScriptLauncher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._run_id: str | None = None
+        self._checkpoint: str | None = None
 
     def launch(self, function: Callable, *args: Any, trainer: Any = None, **kwargs: Any) -> Any:
         """Start the children (rank 0 of a node), run `function`, then leave no distributed state behind."""
@@ -92,6 +109,7 @@ class HydraSubprocessLauncher(_SubprocessScriptLauncher):
         spawns = not self.cluster_environment.creates_processes_externally  # decided before it sets LOCAL_RANK
         logger = getattr(trainer, "logger", None)
         self._run_id = getattr(logger, "run_id", None) if logger is not None else None
+        self._checkpoint = fit_checkpoint(function, args, kwargs)
         try:
             return super().launch(function, *args, trainer=trainer, **kwargs)
         finally:
@@ -125,7 +143,7 @@ class HydraSubprocessLauncher(_SubprocessScriptLauncher):
             if self._run_id:
                 child_env[RUN_ID_ENV] = str(self._run_id)
             cmd = child_command(main_command(), sys.argv[1:], list(hc.overrides.task), list(hc.overrides.hydra),
-                                hc.runtime.output_dir, hc.job.name, local_rank)
+                                hc.runtime.output_dir, hc.job.name, local_rank, self._checkpoint)
             self.procs.append(subprocess.Popen(cmd, env=child_env, cwd=get_original_cwd()))
 
 

@@ -31,6 +31,26 @@ def test_child_command_runs_only_this_job() -> None:
     assert config_flags(["-cn=x", "a=1", "-cp", "conf", "-m"]) == ["-cn=x", "-cp", "conf"]
 
 
+def test_children_resume_from_rank_zeros_checkpoint(tmp_path: Path) -> None:
+    """A re-run sweep job resumes on rank 0 by itself: its children get the checkpoint on their command line."""
+    from src.training.launch import fit_checkpoint
+
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"x")
+    cmd = child_command(["py", "-m", "src.run"], [], ["seed=1", "resume=true", "ckpt_path=last"], [], "/s/1", "run", 1,
+                        str(ckpt))
+    assert cmd[3:5] == ["seed=1", f'ckpt_path="{ckpt}"'] and "resume=true" not in cmd
+
+    def _fit_impl(model, train_dataloaders=None, val_dataloaders=None, datamodule=None, ckpt_path=None,
+                  weights_only=None):
+        return None
+
+    assert fit_checkpoint(_fit_impl, ("m", None, None, "dm", str(ckpt), None), {}) == str(ckpt)
+    assert fit_checkpoint(_fit_impl, ("m",), {"ckpt_path": str(ckpt)}) == str(ckpt)
+    assert fit_checkpoint(_fit_impl, ("m", None, None, "dm", None), {}) is None
+    assert fit_checkpoint(_fit_impl, ("m", None, None, "dm", "last"), {}) is None  # Lightning's name, not a file
+
+
 def test_inherited_run_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(RUN_ID_ENV, "abc")
     monkeypatch.setenv("LOCAL_RANK", "1")
