@@ -166,11 +166,11 @@ def _record(run, curves: dict[str, list[tuple[int, float]]]) -> RunRecord:
 
 
 def _curves(client, run) -> dict[str, list[tuple[int, float]]]:
-    """The run's validation learning curves (keys.curve_keys that it logged), step-ordered."""
+    """The run's validation learning curves (keys.CURVE_KEYS that it logged), step-ordered."""
     from src.evaluation import keys
 
     out = {}
-    for name in keys.curve_keys():
+    for name in keys.CURVE_KEYS:
         if name in run.data.metrics:
             points = {m.step: m.value for m in sorted(client.get_metric_history(run.info.run_id, name),
                                                        key=lambda m: m.timestamp)}  # a replayed step: the latest
@@ -238,8 +238,8 @@ def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup
               "failed": [{"run": r.name, "status": r.status, "error": r.error} for r in failed],
               "superseded": [r.name for r in superseded],
               "configurations": config_differences(finished),
-              "comparisons": [{**asdict(c), "significant": c.significant} for c in comparisons],
-              "debias_comparisons": [{**asdict(c), "significant": c.significant} for c in debias_tests],
+              "comparisons": _comparison_rows(comparisons),
+              "debias_comparisons": _comparison_rows(debias_tests),
               "files": sorted(p.name for p in out_dir.iterdir() if p.name != "report.json") + ["report.json"]}
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
@@ -263,7 +263,7 @@ def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: lis
     """table.md / table.csv, significance.csv and the per-language tables."""
     header, md_rows, csv_rows = macro_table(groups, cols, comparisons)
     write_csv(out_dir / "table.csv", csv_rows)
-    write_csv(out_dir / "significance.csv", [{**asdict(c), "significant": c.significant} for c in comparisons])
+    write_csv(out_dir / "significance.csv", _comparison_rows(comparisons))
     parts = ["# Sweep report\n", LEGEND, markdown(header, md_rows)]
     differences = {k: v for k, v in config_differences(finished).items() if v}
     if differences:
@@ -272,13 +272,7 @@ def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: lis
                   markdown(["configuration", "params that differ"],
                            [[k, ", ".join(f"`{p}={v}`" for p, v in d.items())] for k, d in differences.items()])]
     if comparisons:
-        parts += ["\n## Paired tests\n", markdown(
-            ["column", "model", "a", "b", "seeds", "mean a", "mean b", "SE questions", "SE seeds", "p",
-             "p (Holm)", "significant"],
-            [[c.column, c.model, c.a, c.b, str(c.n_seeds), f"{c.mean_a:.4f}", f"{c.mean_b:.4f}",
-              *((c.note, "", "", "", "–") if c.note else
-                (f"{c.se_questions:.4f}", f"{c.se_seeds:.4f}", f"{c.p:.4g}", f"{c.p_holm:.4g}",
-                 "yes" if c.significant else "no"))] for c in comparisons])]
+        parts += ["\n## Paired tests\n", _tests_markdown(comparisons)]
     else:
         parts.append("\nNo paired tests: fewer than two samplers per configuration.\n")
     if superseded:
@@ -296,6 +290,22 @@ def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: lis
             write_csv(out_dir / f"{stem}.csv", [dict(zip(h, (c.strip("*") for c in row))) for row in rows])
             parts += [f"\n## {eval_set} · {config} · per query language (mAP)\n", markdown(h, rows)]
     (out_dir / "table.md").write_text("".join(parts))
+
+
+def _comparison_rows(comparisons: list[Comparison]) -> list[dict]:
+    """Tests as rows (significance CSVs, report.json): every field plus the Holm decision."""
+    return [{**asdict(c), "significant": c.significant} for c in comparisons]
+
+
+def _tests_markdown(comparisons: list[Comparison]) -> str:
+    """Tests as a markdown table: means, standard errors by source, raw and Holm p, or why a pair was not tested."""
+    return markdown(
+        ["column", "model", "a", "b", "seeds", "mean a", "mean b", "SE questions", "SE seeds", "p",
+         "p (Holm)", "significant"],
+        [[c.column, c.model, c.a, c.b, str(c.n_seeds), f"{c.mean_a:.4f}", f"{c.mean_b:.4f}",
+          *((c.note, "", "", "", "–") if c.note else
+            (f"{c.se_questions:.4f}", f"{c.se_seeds:.4f}", f"{c.p:.4g}", f"{c.p_holm:.4g}",
+             "yes" if c.significant else "no"))] for c in comparisons])
 
 
 DEBIAS_REFERENCE = "hybrid-a0.5"  # the trained sampler the post-hoc baselines are tested against
@@ -329,11 +339,8 @@ def _write_debias_and_curves(out_dir: Path, groups: dict, eval_sets: list[str], 
         parts += [f"\n## Paired tests against {DEBIAS_REFERENCE} (raw)\n\n",
                   ("Every other sampler, raw and debiased, against raw hybrid; the same two-level test as table.md, "
                    "Holm-corrected over this table (per evaluation set).\n\n"),
-                  markdown(["column", "model", "a", "b", "seeds", "mean a", "mean b", "p (Holm)", "significant"],
-                           [[c.column, c.model, c.a, c.b, str(c.n_seeds), f"{c.mean_a:.4f}", f"{c.mean_b:.4f}",
-                             *((c.note, "–") if c.note else (f"{c.p_holm:.4g}", "yes" if c.significant else "no"))]
-                            for c in tests])]
-        write_csv(out_dir / "debias_significance.csv", [{**asdict(c), "significant": c.significant} for c in tests])
+                  _tests_markdown(tests)]
+        write_csv(out_dir / "debias_significance.csv", _comparison_rows(tests))
     (out_dir / "debias.md").write_text("".join(parts))
     write_csv(out_dir / "debias.csv", rows)
     curves = curve_rows(groups)

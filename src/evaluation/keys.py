@@ -153,9 +153,8 @@ def debiased_variants(metrics: Iterable[str], dataset: str) -> list[str]:
     return sorted(s for s in found if s != dataset and base_set(s) == dataset)
 
 
-def curve_keys() -> tuple[str, ...]:
-    """What a learning curve shows: the validation loss, mono / cross / multi mAP and the rank distance."""
-    return (VALIDATION_LOSS, *(key(VALIDATION, s, "map") for s in SETTINGS), key(VALIDATION, MULTI, RANK_DISTANCE))
+# What a learning curve shows: the validation loss, mono / cross / multi mAP and the rank distance.
+CURVE_KEYS = (VALIDATION_LOSS, *(key(VALIDATION, s, "map") for s in SETTINGS), key(VALIDATION, MULTI, RANK_DISTANCE))
 
 
 def time_key(dataset: str, phase: str) -> str:

@@ -48,8 +48,9 @@ def from_checkpoint(ckpt: Path, workdir: Path) -> Any:
     from src.data.sets import load_training_pairs
     from src.evaluate import load_checkpoint_weights
     from src.model.encoder import build_encoder
+    from src.tracking.mlflow import CONFIG_FILE
 
-    config = ckpt.resolve().parent.parent / "config.yaml"  # {run folder}/checkpoints/last.ckpt
+    config = ckpt.resolve().parent.parent / CONFIG_FILE  # {run folder}/checkpoints/last.ckpt
     if not config.is_file():
         raise FileNotFoundError(f"{ckpt}: no {config} next to its checkpoints folder (written by src.run)")
     cfg = OmegaConf.load(config)

@@ -78,7 +78,7 @@ def alpha_curve(runs: Sequence[RunRecord], eval_set: str, path: Path,
 def learning_curves(groups: Mapping[tuple[str, str], list[RunRecord]], path: Path) -> Path:
     """Validation loss, mono / cross / multi mAP and rank distance against the step: mean over seeds per
     (configuration, sampler), the band spanning the seeds' min..max."""
-    names = keys.curve_keys()
+    names = keys.CURVE_KEYS
     fig = _figure(3.4 * len(names), 3.4)
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names):

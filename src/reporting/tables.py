@@ -75,7 +75,7 @@ class RunRecord:
     error: str = ""
     params: dict[str, str] = field(default_factory=dict)  # flattened config as logged to MLflow
     start_time: int = 0  # ms since the epoch; the newest of duplicated runs is kept
-    # validation learning curves: {metric key (keys.curve_keys): [(step, value), ...]} in step order
+    # validation learning curves: {metric key (keys.CURVE_KEYS): [(step, value), ...]} in step order
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     end_time: int = 0  # ms since the epoch (0: still running)
     selected_step: str = ""  # the validation-chosen checkpoint's step that was evaluated ("" = the last weights)
@@ -356,6 +356,11 @@ def macro_table(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequenc
     return header, md_rows, csv_rows
 
 
+def debiased_sets(runs: Sequence[RunRecord], eval_set: str) -> list[str]:
+    """The debiased variants of `eval_set` (`xquad_r.center`, ...) that any of these runs scored, sorted."""
+    return sorted({v for r in runs for v in keys.debiased_variants(r.metrics, eval_set)})
+
+
 def debias_table(groups: Mapping[tuple[str, str], list[RunRecord]], zero_shot: Sequence[RunRecord],
                  eval_set: str) -> tuple[list[str], list[list[str]], list[dict[str, object]]]:
     """(header, markdown rows, csv rows): each model as evaluated raw and after each post-hoc debiasing.
@@ -369,7 +374,7 @@ def debias_table(groups: Mapping[tuple[str, str], list[RunRecord]], zero_shot: S
     csv_rows: list[dict[str, object]] = []
     rows = [((r.model, "zero-shot"), [r]) for r in zero_shot] + list(groups.items())
     for (config, sampler), runs in rows:
-        variants = sorted({v for r in runs for v in keys.debiased_variants(r.metrics, eval_set)})
+        variants = debiased_sets(runs, eval_set)
         for name in (eval_set, *variants):
             stats = [mean_ci([r.metrics.get(keys.key(name, setting, metric), math.nan) for r in runs])
                      for setting, metric in MACRO_COLUMNS]
@@ -392,7 +397,7 @@ def debiased_groups(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set:
     derived: dict[tuple[str, str], list[RunRecord]] = {}
     origin: dict[str, tuple[RunRecord, str]] = {}
     for (config, sampler), runs in groups.items():
-        for variant in sorted({v for r in runs for v in keys.debiased_variants(r.metrics, eval_set)}):
+        for variant in debiased_sets(runs, eval_set):
             method = keys.debias_method(variant)
             renamed = []
             for r in runs:

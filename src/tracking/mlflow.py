@@ -124,10 +124,13 @@ def build_logger(
     return logger
 
 
+CONFIG_FILE = "config.yaml"  # the composed, resolved config of a run, in its folder and as an artifact
+
+
 def log_config(logger: MLFlowLogger, cfg: DictConfig, run_dir: str | Path) -> Path:
     """Composed config as flattened params and as `config.yaml` artifact (also kept in the run folder)."""
     logger.log_hyperparams(flatten(cfg))
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / CONFIG_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     logger.experiment.log_artifact(logger.run_id, str(path))

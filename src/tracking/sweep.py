@@ -46,8 +46,9 @@ OVERRIDES_TAG = "sweep.overrides"
 SUPERSEDED_TAG = "sweep.superseded_by"  # on an earlier attempt of a job that ran again from the start
 RESUMES_TAG = "sweep.resumes"  # on the parent: how often the sweep was re-run into its folder
 ATTEMPTS_DIR = "attempts"
-# What an attempt leaves in its job folder (Hydra's .hydra/ and the job log are rewritten/appended by Hydra).
-_ATTEMPT_FILES = ("checkpoints", "eval", "model", "metrics.json", "config.yaml")
+# What an attempt leaves in its job folder besides its files named in set_aside (Hydra's .hydra/ and the job log
+# are rewritten/appended by Hydra).
+_ATTEMPT_DIRS = ("checkpoints", "eval", "model")
 # Keys that name a run in this order; any other swept key follows as `{last segment}{value}`.
 _NAMED_KEYS = ("model", "sampling", "sampling.alpha", "seed")
 
@@ -188,7 +189,10 @@ def resume_job(cfg: DictConfig, plan: ResumePlan) -> ResumePlan:
 
     Outside multiruns, with an explicit `ckpt_path`/`resume`, or in a fresh job folder the plan is unchanged.
     """
+    from mlflow.exceptions import MlflowException
+
     from src.config import ConfigError
+    from src.tracking.lifecycle import METRICS_FILE
     from src.training.resume import RunRecord, last_checkpoint
 
     if plan.previous is not None or cfg.ckpt_path is not None or cfg.resume or sweep_child(cfg) is None:
@@ -202,18 +206,17 @@ def resume_job(cfg: DictConfig, plan: ResumePlan) -> ResumePlan:
             f"{job_dir} holds an earlier sweep job with another config (fingerprint {record.fingerprint}, this job "
             f"{plan.fingerprint}; {_changed_keys(job_dir, cfg)}): a sweep folder resumes only the same command. "
             "Use a new hydra.sweep.dir")
-    from mlflow.exceptions import MlflowException
-
     client = _client(record.tracking_uri)
     try:
         status: str | None = client.get_run(record.mlflow_run_id).info.status
     except MlflowException:  # the run was deleted from the store: only the folder tells
         status = None
     ckpt = last_checkpoint(job_dir)
-    action = job_action(status, (job_dir / "metrics.json").is_file(), ckpt is not None)
+    metrics = job_dir / METRICS_FILE
+    action = job_action(status, metrics.is_file(), ckpt is not None)
     log.info("Sweep job %s: earlier attempt %s is %s -> %s", job_dir.name, record.mlflow_run_id, status, action)
     if action == "skip":
-        return replace(plan, previous=record, done=job_dir / "metrics.json")
+        return replace(plan, previous=record, done=metrics)
     if action == "resume":
         return replace(plan, previous=record, checkpoint=str(ckpt))
     set_aside(job_dir, record.mlflow_run_id)
@@ -225,27 +228,30 @@ def resume_job(cfg: DictConfig, plan: ResumePlan) -> ResumePlan:
 
 
 def _changed_keys(job_dir: Path, cfg: DictConfig) -> str:
-    """Which keys differ from the earlier attempt's resolved config.yaml, for the error message."""
+    """Which keys differ from the earlier attempt's resolved config file, for the error message."""
+    from src.tracking.mlflow import CONFIG_FILE
     from src.training.resume import config_changes
 
     try:
-        old = OmegaConf.to_container(OmegaConf.load(job_dir / "config.yaml"))
+        old: Any = OmegaConf.to_container(OmegaConf.load(job_dir / CONFIG_FILE))
     except (OSError, OmegaConfBaseException):
-        return "its config.yaml is unreadable"
-    new = OmegaConf.to_container(cfg, resolve=True)
+        return f"its {CONFIG_FILE} is unreadable"
     # the run folder is the same job folder in both; its spelling may differ (relative vs absolute)
-    changed = [k for k in config_changes(old, new) if not k.startswith("paths.output_dir")]
+    old_dir = str(old.get("paths", {}).get("output_dir", "")) if isinstance(old, dict) else ""
+    changed = config_changes(old, OmegaConf.to_container(cfg, resolve=True), old_dir, str(cfg.paths.output_dir))
     return "changed: " + (", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "") if changed else "no key")
 
 
 def set_aside(job_dir: Path, run_id: str) -> Path:
     """Move an attempt's files (checkpoints, exports, record) to `attempts/<run id>/` in its job folder."""
+    from src.tracking.lifecycle import METRICS_FILE
+    from src.tracking.mlflow import CONFIG_FILE
     from src.tracking.resilient import JOURNAL_FILE
     from src.training.resume import RECORD_FILE
 
     dest = job_dir / ATTEMPTS_DIR / run_id
     dest.mkdir(parents=True, exist_ok=True)
-    for name in (*_ATTEMPT_FILES, JOURNAL_FILE, RECORD_FILE):
+    for name in (*_ATTEMPT_DIRS, METRICS_FILE, CONFIG_FILE, JOURNAL_FILE, RECORD_FILE):
         if (job_dir / name).exists():
             shutil.move(str(job_dir / name), str(dest / name))
     return dest

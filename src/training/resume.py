@@ -49,27 +49,34 @@ class RunRecord:
             return None
 
 
+def normalised_config(config: Any, output_dir: str) -> Any:
+    """The resolved config as fingerprints compare it: volatile keys dropped, the run folder's path abstracted."""
+    if isinstance(config, Mapping):
+        return {k: normalised_config(v, output_dir) for k, v in sorted(config.items()) if k not in VOLATILE_KEYS}
+    if isinstance(config, list):
+        return [normalised_config(v, output_dir) for v in config]
+    if isinstance(config, str) and output_dir:
+        return config.replace(output_dir, "${paths.output_dir}")
+    return config
+
+
 def config_fingerprint(config: Mapping[str, Any], output_dir: str) -> str:
     """SHA-256 of the resolved config without volatile keys; the run folder's path is abstracted away."""
-    def norm(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {k: norm(v) for k, v in sorted(value.items()) if k not in VOLATILE_KEYS}
-        if isinstance(value, list):
-            return [norm(v) for v in value]
-        if isinstance(value, str) and output_dir:
-            return value.replace(output_dir, "${paths.output_dir}")
-        return value
-
-    return hashlib.sha256(json.dumps(norm(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    normalised = normalised_config(config, output_dir)
+    return hashlib.sha256(json.dumps(normalised, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two resolved configs (volatile keys ignored), sorted."""
+def config_changes(old: Any, new: Any, old_dir: str = "", new_dir: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs as their fingerprints see them, sorted."""
+    return _differences(normalised_config(old, old_dir), normalised_config(new, new_dir))
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         found: list[str] = []
         for k in sorted(set(old) | set(new), key=str):
-            if k not in VOLATILE_KEYS:
-                found += config_changes(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}{k}.")
+            found += _differences(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}{k}.")
         return found
     return [] if old == new else [prefix.rstrip(".")]
 

@@ -130,4 +130,4 @@ def test_debias_variants_and_curve_keys() -> None:
     found = ["xq/multi/map", "xq.lir/multi/map", "xq.center/mono/map", "xqx.lir/multi/map", "val/loss", "epoch"]
     assert keys.debiased_variants(found, "xq") == ["xq.center", "xq.lir"]
     assert keys.debias_method("xq.lir2") == "lir2" and keys.debias_method("xq") is None
-    assert keys.curve_keys()[0] == "val/loss" and "val/multi/rank_distance" in keys.curve_keys()
+    assert keys.CURVE_KEYS[0] == "val/loss" and "val/multi/rank_distance" in keys.CURVE_KEYS
