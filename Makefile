@@ -38,7 +38,7 @@ test: setup data  ## the whole test suite (offline)
 sweep: setup data  ## sweep=samplers: xx, xy, hybrid x 3 seeds as one MLflow parent run (jobs under multirun/)
 	$(PY) -m src.run -m sweep=samplers $(ARGS)
 
-study: setup data  ## the study: xx/xy/hybrid x seeds 1-3 (~4 h on 2 cores; run again to resume), report -> results/study
+study: setup data  ## the study: xx/xy/hybrid x seeds 1-3 (~4.4 h on 2 AMX cores; run again to resume), report -> results/study
 	$(PY) -m src.run -m sweep=study $(ARGS)
 	$(PY) -m src.evaluate 'eval.debias=[center,lir]' logger.experiment_name=study  # the untrained baseline rows
 	$(PY) -m src.report study --out results/study
@@ -63,5 +63,5 @@ lint: $(VENV)/.installed  ## ruff
 gpu-bundle: setup data  ## wheels + data for a lent GPU machine into .whl/ and .gpu_bundle/ (<= 64 MiB); prints the device call
 	$(PY) -m tools.gpu_bundle --data data/lareqa
 
-clean:  ## remove outputs, caches and the tracking store (keeps .venv and data/)
+clean:  ## remove outputs, caches and the tracking store, study runs included (keeps .venv, data/, multirun/study*)
 	rm -rf outputs multirun/2* reports .cache mlflow.db mlflow.db.init-lock mlruns mlartifacts .pytest_cache .ruff_cache
