@@ -43,6 +43,7 @@ from src.reporting.tables import (
     macro_table,
     markdown,
     per_language_table,
+    provenance,
     run_rows,
     significance,
     write_csv,
@@ -161,7 +162,7 @@ def _record(run, curves: dict[str, list[tuple[int, float]]]) -> RunRecord:
         seed=tags.get("seed", "?"), eval_sets=tuple(s for s in tags.get("eval_data", "").split(",") if s),
         metrics=dict(run.data.metrics), error=tags.get(ERROR_TAG, ""), params=dict(run.data.params),
         start_time=run.info.start_time or 0, curves=curves, end_time=run.info.end_time or 0,
-        selected_step=tags.get("selected_step", ""),
+        selected_step=tags.get("selected_step", ""), commit=tags.get("git_commit", ""),
     )
 
 
@@ -237,6 +238,7 @@ def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup
     report = {**(meta or {}), "n_finished": len(finished), "n_failed": len(failed),
               "failed": [{"run": r.name, "status": r.status, "error": r.error} for r in failed],
               "superseded": [r.name for r in superseded],
+              "provenance": provenance(runs),
               "configurations": config_differences(finished),
               "comparisons": _comparison_rows(comparisons),
               "debias_comparisons": _comparison_rows(debias_tests),

@@ -79,6 +79,7 @@ class RunRecord:
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     end_time: int = 0  # ms since the epoch (0: still running)
     selected_step: str = ""  # the validation-chosen checkpoint's step that was evaluated ("" = the last weights)
+    commit: str = ""  # the project's git commit when the run was opened (a resumed run keeps its first one)
 
 
 @dataclass
@@ -411,19 +412,44 @@ def debiased_groups(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set:
     return derived, origin
 
 
-def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, object]]:
-    """One row per run: when and how long it ran, on which precision and CPU, which step was evaluated."""
+def _utc(ms: int) -> str:
+    """Milliseconds since the epoch as `YYYY-MM-DD HH:MM` UTC ("" for 0: not recorded)."""
     import datetime as dt
 
-    def utc(ms: int) -> str:
-        return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if ms else ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if ms else ""
 
+
+def _wall_min(r: RunRecord) -> float | None:
+    """Start to end of a run in minutes (None while it has no end); a resumed run's gap is included."""
+    return round((r.end_time - r.start_time) / 60000, 1) if r.end_time else None
+
+
+def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, object]]:
+    """One row per run: when and how long it ran, on which precision, CPU and commit, which step was evaluated."""
     return [{"run": r.name, "model": r.model, "sampling": r.sampling, "seed": r.seed, "status": r.status,
-             "start_utc": utc(r.start_time), "end_utc": utc(r.end_time),
-             "wall_min": round((r.end_time - r.start_time) / 60000, 1) if r.end_time else "",
+             "start_utc": _utc(r.start_time), "end_utc": _utc(r.end_time),
+             "wall_min": "" if _wall_min(r) is None else _wall_min(r),
              "precision": r.params.get("runtime.precision", ""), "cpu": r.params.get("runtime.cpu_model", ""),
-             "steps": r.params.get("trainer.max_steps", ""), "evaluated_step": r.selected_step or "last"}
+             "commit": r.commit[:10], "steps": r.params.get("trainer.max_steps", ""),
+             "evaluated_step": r.selected_step or "last"}
             for r in sorted(runs, key=lambda r: r.start_time)]
+
+
+def provenance(runs: Sequence[RunRecord]) -> dict[str, object]:
+    """Where and on what the runs ran: counts per commit / CPU / precision, first start, last end, summed wall time.
+
+    The summed wall time counts each run from its start to its end, so a run resumed later includes the pause.
+    """
+    from collections import Counter
+
+    walls = [w for w in map(_wall_min, runs) if w is not None]
+    return {"runs": len(runs),
+            "commits": dict(Counter(r.commit[:10] or "?" for r in runs)),
+            "cpus": dict(Counter(r.params.get("runtime.cpu_model", "?") for r in runs)),
+            "precisions": dict(Counter(r.params.get("runtime.precision", "?") for r in runs)),
+            "first_start_utc": _utc(min((r.start_time for r in runs if r.start_time), default=0)),
+            "last_end_utc": _utc(max((r.end_time for r in runs), default=0)),
+            "wall_min_total": round(sum(walls), 1), "runs_without_end": len(runs) - len(walls)}
 
 
 def curve_rows(groups: Mapping[tuple[str, str], list[RunRecord]]) -> list[dict[str, object]]:

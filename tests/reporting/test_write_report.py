@@ -131,3 +131,25 @@ def test_debias_variants_and_curve_keys() -> None:
     assert keys.debiased_variants(found, "xq") == ["xq.center", "xq.lir"]
     assert keys.debias_method("xq.lir2") == "lir2" and keys.debias_method("xq") is None
     assert keys.CURVE_KEYS[0] == "val/loss" and "val/multi/rank_distance" in keys.CURVE_KEYS
+
+
+def test_provenance_counts_commits_cpus_precisions_and_sums_wall_time() -> None:
+    """Counts per commit / CPU / precision, the first start, the last end and the summed minutes of ended runs."""
+    from src.reporting.tables import RunRecord, provenance, run_rows
+
+    hour = 3_600_000
+    t0 = 1_795_000_000_000  # 2026-11-18 11:06:40 UTC
+    amx = {"runtime.cpu_model": "Xeon", "runtime.precision": "bf16-mixed"}
+    runs = [RunRecord("a", "a", "FINISHED", "m", "xx", None, "1", ("xq",), params=amx, start_time=t0,
+                      end_time=t0 + hour // 2, commit="aaaaaaaaaaaa1234"),
+            RunRecord("b", "b", "FINISHED", "m", "xy", None, "1", ("xq",), params=amx, start_time=t0 + hour,
+                      end_time=t0 + 2 * hour, commit="bbbbbbbbbbbb"),
+            RunRecord("c", "c", "RUNNING", "m", "xx", None, "2", ("xq",),
+                      params={"runtime.cpu_model": "EPYC", "runtime.precision": "32-true"}, start_time=t0 + 3 * hour,
+                      commit="bbbbbbbbbbbb")]
+    assert provenance(runs) == {
+        "runs": 3, "commits": {"aaaaaaaaaa": 1, "bbbbbbbbbb": 2}, "cpus": {"Xeon": 2, "EPYC": 1},
+        "precisions": {"bf16-mixed": 2, "32-true": 1}, "first_start_utc": "2026-11-18 11:06",
+        "last_end_utc": "2026-11-18 13:06", "wall_min_total": 90.0, "runs_without_end": 1}
+    assert [(r["commit"], r["wall_min"]) for r in run_rows(runs)] == [("aaaaaaaaaa", 30.0), ("bbbbbbbbbb", 60.0),
+                                                                       ("bbbbbbbbbb", "")]
