@@ -163,6 +163,7 @@ def _record(run, curves: dict[str, list[tuple[int, float]]]) -> RunRecord:
         metrics=dict(run.data.metrics), error=tags.get(ERROR_TAG, ""), params=dict(run.data.params),
         start_time=run.info.start_time or 0, curves=curves, end_time=run.info.end_time or 0,
         selected_step=tags.get("selected_step", ""), commit=tags.get("git_commit", ""),
+        resumed="resumed_from" in tags,
     )
 
 
@@ -224,19 +225,19 @@ def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup
     `zero_shot`: untrained evaluations of the same sets, shown beside the trained models in debias.md.
     """
     finished, superseded = drop_duplicate_seeds([r for r in runs if r.status == "FINISHED"])
-    failed = [r for r in runs if r.status != "FINISHED"]
+    unfinished = [r for r in runs if r.status != "FINISHED"]  # failed, killed, or still running
     out_dir.mkdir(parents=True, exist_ok=True)
     eval_sets = sorted({s for r in finished for s in r.eval_sets})
     groups = group_runs(finished)
     cols = columns(eval_sets)
     comparisons = significance(groups, cols, per_query, n_resamples, seed)
     configs = sorted({c for c, _ in groups})
-    _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, failed, finished, superseded)
+    _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, unfinished, finished, superseded)
     write_csv(out_dir / "runs.csv", run_rows(runs))
     debias_tests = _write_debias_and_curves(out_dir, groups, eval_sets, zero_shot or [], per_query, n_resamples, seed)
     _write_plots(out_dir, groups, eval_sets, configs, per_query)
-    report = {**(meta or {}), "n_finished": len(finished), "n_failed": len(failed),
-              "failed": [{"run": r.name, "status": r.status, "error": r.error} for r in failed],
+    report = {**(meta or {}), "n_finished": len(finished), "n_unfinished": len(unfinished),
+              "unfinished": [{"run": r.name, "status": r.status, "error": r.error} for r in unfinished],
               "superseded": [r.name for r in superseded],
               "provenance": provenance(runs),
               "configurations": config_differences(finished),
@@ -260,7 +261,7 @@ LEGEND = (
 
 
 def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: list[Comparison],
-                  eval_sets: list[str], configs: list[str], failed: list[RunRecord], finished: list[RunRecord],
+                  eval_sets: list[str], configs: list[str], unfinished: list[RunRecord], finished: list[RunRecord],
                   superseded: list[RunRecord]) -> None:
     """table.md / table.csv, significance.csv and the per-language tables."""
     header, md_rows, csv_rows = macro_table(groups, cols, comparisons)
@@ -280,9 +281,10 @@ def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: lis
     if superseded:
         parts += ["\n## Superseded runs\n", "Reruns of one configuration, sampler and seed: the newest counts.\n\n",
                   markdown(["run", "sampling", "seed"], [[r.name, r.sampling, r.seed] for r in superseded])]
-    if failed:
-        parts += ["\n## Failed runs\n", markdown(["run", "status", "error"], [
-            [r.name, r.status, r.error.replace("|", "\\|")] for r in failed])]
+    if unfinished:
+        parts += ["\n## Unfinished runs\n", "Failed, killed or still running (a sweep in progress); not in the tables.\n\n",
+                  markdown(["run", "status", "error"], [[r.name, r.status, r.error.replace("|", "\\|")]
+                                                        for r in unfinished])]
     for eval_set in eval_sets:
         for config in configs:
             h, rows = per_language_table(groups, config, eval_set)
@@ -409,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         log_to_parent(target, out_dir)
     print((out_dir / "table.md").read_text().split("\n## ")[0])
     untested = sum(bool(c["note"]) for c in report["comparisons"])
-    print(f"Report: {out_dir}/ ({report['n_finished']} runs, {report['n_failed']} failed, "
+    print(f"Report: {out_dir}/ ({report['n_finished']} runs, {report['n_unfinished']} unfinished, "
           f"{sum(c['significant'] for c in report['comparisons'])}/{len(report['comparisons']) - untested} "
           f"significant" + (f", {untested} not tested" if untested else "") + ")"
           + (f"; logged to parent run {target.parent_id}" if target.parent_id else ""))

@@ -80,6 +80,7 @@ class RunRecord:
     end_time: int = 0  # ms since the epoch (0: still running)
     selected_step: str = ""  # the validation-chosen checkpoint's step that was evaluated ("" = the last weights)
     commit: str = ""  # the project's git commit when the run was opened (a resumed run keeps its first one)
+    resumed: bool = False  # continued from a checkpoint after an interruption (its wall time includes the pause)
 
 
 @dataclass
@@ -420,15 +421,15 @@ def _utc(ms: int) -> str:
 
 
 def _wall_min(r: RunRecord) -> float | None:
-    """Start to end of a run in minutes (None while it has no end); a resumed run's gap is included."""
-    return round((r.end_time - r.start_time) / 60000, 1) if r.end_time else None
+    """Start to end of a run in minutes (None while running: a reopened run keeps its earlier end time)."""
+    return round((r.end_time - r.start_time) / 60000, 1) if r.end_time and r.status != "RUNNING" else None
 
 
 def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, object]]:
     """One row per run: when and how long it ran, on which precision, CPU and commit, which step was evaluated."""
     return [{"run": r.name, "model": r.model, "sampling": r.sampling, "seed": r.seed, "status": r.status,
-             "start_utc": _utc(r.start_time), "end_utc": _utc(r.end_time),
-             "wall_min": "" if _wall_min(r) is None else _wall_min(r),
+             "start_utc": _utc(r.start_time), "end_utc": "" if _wall_min(r) is None else _utc(r.end_time),
+             "wall_min": "" if _wall_min(r) is None else _wall_min(r), "resumed": "yes" if r.resumed else "",
              "precision": r.params.get("runtime.precision", ""), "cpu": r.params.get("runtime.cpu_model", ""),
              "commit": r.commit[:10], "steps": r.params.get("trainer.max_steps", ""),
              "evaluated_step": r.selected_step or "last"}
@@ -448,7 +449,7 @@ def provenance(runs: Sequence[RunRecord]) -> dict[str, object]:
             "cpus": dict(Counter(r.params.get("runtime.cpu_model", "?") for r in runs)),
             "precisions": dict(Counter(r.params.get("runtime.precision", "?") for r in runs)),
             "first_start_utc": _utc(min((r.start_time for r in runs if r.start_time), default=0)),
-            "last_end_utc": _utc(max((r.end_time for r in runs), default=0)),
+            "last_end_utc": _utc(max((r.end_time for r in runs if _wall_min(r) is not None), default=0)),
             "wall_min_total": round(sum(walls), 1), "runs_without_end": len(runs) - len(walls)}
 
 

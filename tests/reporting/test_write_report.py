@@ -47,7 +47,7 @@ def test_report_sections_for_a_mixed_experiment(tmp_path: Path) -> None:
     failed = RunRecord("dead", "xy-seed9", "FAILED", "tiny", "xy", None, "9", ("xq",), error="boom | here")
     report = write_report([*runs, rerun, failed], tmp_path, lambda run, _: data[run.run_id], n_resamples=199)
 
-    assert report["n_finished"] == 10 and report["superseded"] == ["xx-seed1"] and report["n_failed"] == 1
+    assert report["n_finished"] == 10 and report["superseded"] == ["xx-seed1"] and report["n_unfinished"] == 1
     assert report["configurations"] == {"tiny[trainer.max_steps=150]": {"trainer.max_steps": "150"},
                                         "tiny[trainer.max_steps=20]": {"trainer.max_steps": "20"}}
     by_config = {}
@@ -134,7 +134,8 @@ def test_debias_variants_and_curve_keys() -> None:
 
 
 def test_provenance_counts_commits_cpus_precisions_and_sums_wall_time() -> None:
-    """Counts per commit / CPU / precision, the first start, the last end and the summed minutes of ended runs."""
+    """Counts per commit / CPU / precision, the first start, the last end and the summed minutes of ended runs
+    (a RUNNING run reopened by a resume has no end, whatever end time the store still holds)."""
     from src.reporting.tables import RunRecord, provenance, run_rows
 
     hour = 3_600_000
@@ -143,13 +144,14 @@ def test_provenance_counts_commits_cpus_precisions_and_sums_wall_time() -> None:
     runs = [RunRecord("a", "a", "FINISHED", "m", "xx", None, "1", ("xq",), params=amx, start_time=t0,
                       end_time=t0 + hour // 2, commit="aaaaaaaaaaaa1234"),
             RunRecord("b", "b", "FINISHED", "m", "xy", None, "1", ("xq",), params=amx, start_time=t0 + hour,
-                      end_time=t0 + 2 * hour, commit="bbbbbbbbbbbb"),
+                      end_time=t0 + 2 * hour, commit="bbbbbbbbbbbb", resumed=True),
             RunRecord("c", "c", "RUNNING", "m", "xx", None, "2", ("xq",),
                       params={"runtime.cpu_model": "EPYC", "runtime.precision": "32-true"}, start_time=t0 + 3 * hour,
-                      commit="bbbbbbbbbbbb")]
+                      end_time=t0 + 4 * hour, commit="bbbbbbbbbbbb")]  # reopened by a resume: a stale end time
     assert provenance(runs) == {
         "runs": 3, "commits": {"aaaaaaaaaa": 1, "bbbbbbbbbb": 2}, "cpus": {"Xeon": 2, "EPYC": 1},
         "precisions": {"bf16-mixed": 2, "32-true": 1}, "first_start_utc": "2026-11-18 11:06",
         "last_end_utc": "2026-11-18 13:06", "wall_min_total": 90.0, "runs_without_end": 1}
-    assert [(r["commit"], r["wall_min"]) for r in run_rows(runs)] == [("aaaaaaaaaa", 30.0), ("bbbbbbbbbb", 60.0),
-                                                                       ("bbbbbbbbbb", "")]
+    assert [(r["commit"], r["wall_min"], r["end_utc"], r["resumed"]) for r in run_rows(runs)] == [
+        ("aaaaaaaaaa", 30.0, "2026-11-18 11:36", ""), ("bbbbbbbbbb", 60.0, "2026-11-18 13:06", "yes"),
+        ("bbbbbbbbbb", "", "", "")]
