@@ -305,11 +305,11 @@ def _tests_markdown(comparisons: list[Comparison]) -> str:
     """Tests as a markdown table: means, standard errors by source, raw and Holm p, or why a pair was not tested."""
     return markdown(
         ["column", "model", "a", "b", "seeds", "mean a", "mean b", "SE questions", "SE seeds", "p",
-         "p (Holm)", "significant"],
+         "p (Holm)", "significant", "not tested because"],
         [[c.column, c.model, c.a, c.b, str(c.n_seeds), f"{c.mean_a:.4f}", f"{c.mean_b:.4f}",
-          *((c.note, "", "", "", "–") if c.note else
+          *(("", "", "", "", "–", c.note) if c.note else
             (f"{c.se_questions:.4f}", f"{c.se_seeds:.4f}", f"{c.p:.4g}", f"{c.p_holm:.4g}",
-             "yes" if c.significant else "no"))] for c in comparisons])
+             "yes" if c.significant else "no", ""))] for c in comparisons])
 
 
 DEBIAS_REFERENCE = "hybrid-a0.5"  # the trained sampler the post-hoc baselines are tested against
