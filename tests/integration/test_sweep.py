@@ -142,7 +142,7 @@ def test_submitit_local_sweep_records_a_failed_job(tmp_path: Path, real_data: Pa
     assert report_main([str(sweep_dir), "--out", str(tmp_path / "report"), "--resamples", "99"]) == 0
     capsys.readouterr()
     table_md = (tmp_path / "report" / "table.md").read_text()
-    assert "## Failed runs" in table_md and "temperature1e-40 | FAILED | NonFiniteLossError" in table_md
+    assert "## Unfinished runs" in table_md and "temperature1e-40 | FAILED | NonFiniteLossError" in table_md
 
 
 # ------------------------------------------------------------------------------ sweep helpers (fast)
