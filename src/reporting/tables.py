@@ -428,12 +428,12 @@ def _wall_min(r: RunRecord) -> float | None:
 def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, object]]:
     """One row per run: when and how long it ran, on which precision, CPU and commit, which step was evaluated."""
     return [{"run": r.name, "model": r.model, "sampling": r.sampling, "seed": r.seed, "status": r.status,
-             "start_utc": _utc(r.start_time), "end_utc": "" if _wall_min(r) is None else _utc(r.end_time),
-             "wall_min": "" if _wall_min(r) is None else _wall_min(r), "resumed": "yes" if r.resumed else "",
+             "start_utc": _utc(r.start_time), "end_utc": "" if wall is None else _utc(r.end_time),
+             "wall_min": "" if wall is None else wall, "resumed": "yes" if r.resumed else "",
              "precision": r.params.get("runtime.precision", ""), "cpu": r.params.get("runtime.cpu_model", ""),
              "commit": r.commit[:10], "steps": r.params.get("trainer.max_steps", ""),
              "evaluated_step": r.selected_step or "last"}
-            for r in sorted(runs, key=lambda r: r.start_time)]
+            for r, wall in ((r, _wall_min(r)) for r in sorted(runs, key=lambda r: r.start_time))]
 
 
 def provenance(runs: Sequence[RunRecord]) -> dict[str, object]:
@@ -443,14 +443,14 @@ def provenance(runs: Sequence[RunRecord]) -> dict[str, object]:
     """
     from collections import Counter
 
-    walls = [w for w in map(_wall_min, runs) if w is not None]
+    ended = {r.run_id: w for r in runs if (w := _wall_min(r)) is not None}
     return {"runs": len(runs),
             "commits": dict(Counter(r.commit[:10] or "?" for r in runs)),
             "cpus": dict(Counter(r.params.get("runtime.cpu_model", "?") for r in runs)),
             "precisions": dict(Counter(r.params.get("runtime.precision", "?") for r in runs)),
             "first_start_utc": _utc(min((r.start_time for r in runs if r.start_time), default=0)),
-            "last_end_utc": _utc(max((r.end_time for r in runs if _wall_min(r) is not None), default=0)),
-            "wall_min_total": round(sum(walls), 1), "runs_without_end": len(runs) - len(walls)}
+            "last_end_utc": _utc(max((r.end_time for r in runs if r.run_id in ended), default=0)),
+            "wall_min_total": round(sum(ended.values()), 1), "runs_without_end": len(runs) - len(ended)}
 
 
 def curve_rows(groups: Mapping[tuple[str, str], list[RunRecord]]) -> list[dict[str, object]]:
