@@ -38,7 +38,7 @@ test: setup data  ## the whole test suite (offline)
 sweep: setup data  ## sweep=samplers: xx, xy, hybrid x 3 seeds as one MLflow parent run (jobs under multirun/)
 	$(PY) -m src.run -m sweep=samplers $(ARGS)
 
-study: setup data  ## the study: xx/xy/hybrid x seeds 1-3 (~4.4 h on 2 AMX cores; run again to resume), report -> results/study
+study: setup data  ## the study: xx/xy/hybrid x seeds 1-3 (~4.0 h measured on 2 AMX cores; run again to resume), report -> results/study
 	$(PY) -m src.run -m sweep=study $(ARGS)
 	$(PY) -m src.evaluate 'eval.debias=[center,lir]' logger.experiment_name=study  # the untrained baseline rows
 	$(PY) -m src.report study --out results/study
