@@ -7,6 +7,7 @@ shared, noisy machine even when the absolute times are not.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import platform
@@ -45,6 +46,26 @@ def reset_rss_peak() -> bool:
         return False
 
 
+_PROBE_MIB = 64
+
+
+@functools.cache
+def rss_peak_is_tracked() -> bool:
+    """Whether this kernel's reset high-water mark sees a freed 64 MiB buffer (once per process).
+
+    Some sandboxes accept `clear_refs` but account the high-water mark lazily: a buffer freed before
+    `VmHWM` is read can go half unseen (a CI machine reported +34 MiB for a 76 MiB array). There the
+    harness reports no RSS peak rather than a wrong one.
+    """
+    if not reset_rss_peak():
+        return False
+    rss0 = _proc_status_kib("VmRSS")
+    blob = b"\x01" * (_PROBE_MIB << 20)  # filled, so every page is touched
+    del blob
+    hwm = _proc_status_kib("VmHWM")
+    return rss0 is not None and hwm is not None and (hwm - rss0) / 1024 >= 0.9 * _PROBE_MIB
+
+
 @dataclass
 class Timed:
     """An arm's own measurement: return it from an arm to replace the wall time of the whole call.
@@ -71,7 +92,7 @@ def run_once(fn: Callable[[], Any], trace_python: bool = False) -> tuple[Sample,
     """Call fn once, timing it and recording its peak memory; returns the sample and fn's result."""
     gc.collect()
     rss0 = _proc_status_kib("VmRSS")
-    can_reset = reset_rss_peak()
+    can_reset = rss_peak_is_tracked() and reset_rss_peak()
     if trace_python:
         tracemalloc.start()
     t0 = time.perf_counter()
