@@ -1,9 +1,11 @@
 """What a checkpoint must carry and when one is written, so an interrupted run resumes exactly: the global RNG
-states (restored before the first resumed batch) and the checkpoint at SIGTERM/Ctrl-C or a non-finite loss."""
+states (restored before the first resumed batch), the validation a checkpoint still owed, and the checkpoint at
+SIGTERM/Ctrl-C or a non-finite loss."""
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -11,11 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
 RNG_KEY = "xlir_rng_states"
+# The global step whose validation a checkpoint was saved before (a step-cadence save in on_train_batch_end).
+VALIDATION_OWED_KEY = "xlir_validation_owed"
 
 
 def rng_states() -> dict[str, Any]:
@@ -41,30 +46,77 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 
 class ResumeStateCallback(Callback):
-    """Saves the global RNG states in every checkpoint and restores them right before the first resumed batch.
+    """Makes a resumed run continue exactly: RNG states, and a validation that the checkpoint still owed.
 
     Lightning does not checkpoint RNG states. They cannot be set in `on_load_checkpoint` either: creating the
     DataLoader iterator afterwards draws from torch's global generator. Restoring them at the first
     `on_train_batch_start` puts dropout exactly where the uninterrupted run had it.
+
+    A step-cadence `last.ckpt` is written in `on_train_batch_end`, before that step's validation. Lightning 2.6
+    resuming from it fast-forwards past the validation (the epoch loop assumes it ran), so a kill during or
+    after that validation loses it and the best-checkpoint selection never sees that step. Such a checkpoint is
+    marked here, and on load its validation progress is rewound to "started, no batch done": Lightning then
+    runs the whole validation of that step first, as the uninterrupted run did.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._pending: dict[str, Any] | None = None
+        self._validation_due = False  # between a step that triggers validation and the end of that validation
+        self._rewound = False
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        """Add torch/numpy/python RNG states to the checkpoint."""
+        """Add torch/numpy/python RNG states, and the step whose validation has not finished yet, if any."""
         checkpoint[RNG_KEY] = rng_states()
+        if self._validation_due:
+            checkpoint[VALIDATION_OWED_KEY] = trainer.global_step
 
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        """Keep the saved states until training actually resumes."""
+        """Keep the saved RNG states until training resumes; make Lightning run an owed validation first."""
         self._pending = checkpoint.get(RNG_KEY)
+        owed = checkpoint.get(VALIDATION_OWED_KEY)
+        if owed is not None:
+            # Loops are restored from this same dict after the callbacks' hooks.
+            owe_validation(checkpoint["loops"]["fit_loop"]["epoch_loop.val_loop.batch_progress"])
+            self._rewound = True
+            log.info("resuming at step %d, whose validation did not finish: it runs again first", owed)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         """Restore the saved RNG states once, before the first resumed step."""
         if self._pending is not None:
             set_rng_states(self._pending)
             self._pending = None
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Note whether this step validates; checkpoint callbacks save after this hook (Lightning orders them last)."""
+        loop = trainer.fit_loop
+        self._validation_due = bool(loop._data_fetcher is not None
+                                    and loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The owed validation is done; undo the extra started batch that `owe_validation` counted."""
+        if trainer.sanity_checking:
+            return
+        self._validation_due = False
+        if self._rewound:
+            total = trainer.fit_loop.epoch_loop.val_loop.batch_progress.total
+            total.ready -= 1
+            total.started -= 1
+            self._rewound = False
+
+
+def owe_validation(progress: dict[str, Any]) -> None:
+    """Rewind a saved validation batch progress to "one batch started, none processed" (in place).
+
+    That is Lightning's mid-evaluation restart state (`_EvaluationLoop.update_restart_stage`): on resume the
+    training loop runs the validation before the next batch, from the first validation batch (current = 0).
+    The total gets one started batch that never completes; the caller takes it back after the validation.
+    """
+    done = progress["total"]["completed"]
+    progress["total"] = {"ready": done + 1, "started": done + 1, "processed": done, "completed": done}
+    progress["current"] = {"ready": 1, "started": 1, "processed": 0, "completed": 0}
+    progress["is_last_batch"] = False
 
 
 class InterruptCheckpoint(Callback):
@@ -92,5 +144,20 @@ class InterruptCheckpoint(Callback):
         else:
             return
         self.saved = self.dirpath / name
+        if name == "last.ckpt":
+            claim_last_checkpoint(trainer, self.saved)
         trainer.save_checkpoint(self.saved)  # collective under DDP: every rank reaches on_exception
         log.warning("%s: checkpoint of the last good state written to %s", type(exception).__name__, self.saved)
+
+
+def claim_last_checkpoint(trainer: Trainer, path: Path) -> None:
+    """Tell the `save_last` ModelCheckpoint writing `path` that the file is its own, before it is saved.
+
+    Otherwise a SIGTERM before that callback's first save leaves a `last.ckpt` it does not know, and after the
+    resume it writes `last-v1.ckpt` beside it: the next resume would start from the stale `last.ckpt`.
+    """
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.save_last and cb.dirpath:
+            own = cb.format_checkpoint_name({}, cb.CHECKPOINT_NAME_LAST)
+            if os.path.realpath(own) == os.path.realpath(path):
+                cb.last_model_path = own

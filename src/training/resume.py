@@ -82,9 +82,15 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
-    """The run's newest resumable checkpoint: `last.ckpt` or a SLURM requeue `hpc_ckpt_*.ckpt`."""
+    """The run's newest resumable checkpoint: `last.ckpt`, a versioned `last-vN.ckpt` or a SLURM `hpc_ckpt_*.ckpt`.
+
+    Lightning writes `last-v1.ckpt` when a `last.ckpt` it did not write is in its way (runs interrupted before
+    src.training.checkpoints.claim_last_checkpoint existed): the newest file is the state to resume from.
+    """
     root = Path(run_dir)
-    found = [p for p in [root / "checkpoints" / "last.ckpt", *root.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    candidates = [root / "checkpoints" / "last.ckpt", *(root / "checkpoints").glob("last-v*.ckpt"),
+                  *root.glob("hpc_ckpt_*.ckpt")]
+    found = [p for p in candidates if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 

@@ -11,11 +11,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DataLoader, TensorDataset
 
 from src.config import ConfigError, validate
-from src.training.checkpoints import rng_states, set_rng_states
+from src.training.checkpoints import (
+    VALIDATION_OWED_KEY,
+    InterruptCheckpoint,
+    ResumeStateCallback,
+    owe_validation,
+    rng_states,
+    set_rng_states,
+)
 from src.training.launch import slurm_plugins
-from src.training.resume import RunRecord, config_fingerprint, find_last, resolve
+from src.training.resume import RunRecord, config_fingerprint, find_last, last_checkpoint, resolve
 from tests.test_config import make_cfg
 
 pytestmark = pytest.mark.reliability
@@ -61,6 +72,16 @@ def test_find_last_picks_the_newest_checkpoint_of_the_same_config(tmp_path: Path
     record, ckpt = find_last("fp", [tmp_path / "fresh", tmp_path])
     assert record.mlflow_run_id == "id-new" and ckpt == newest / "checkpoints" / "last.ckpt"
     assert find_last("unknown", [tmp_path]) is None
+
+
+def test_last_checkpoint_takes_the_newest_of_last_and_its_versions(tmp_path: Path) -> None:
+    run = _run(tmp_path, "a", "fp")
+    versioned = run / "checkpoints" / "last-v1.ckpt"
+    versioned.write_bytes(b"x")
+    os.utime(run / "checkpoints" / "last.ckpt", (time.time() - 60, time.time() - 60))
+    assert last_checkpoint(run) == versioned
+    os.utime(run / "checkpoints" / "last.ckpt", (time.time() + 60, time.time() + 60))
+    assert last_checkpoint(run) == run / "checkpoints" / "last.ckpt"
 
 
 def test_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,3 +133,106 @@ def test_config_changes_names_differing_keys() -> None:
            "hydra": {"a": 2}}
     assert config_changes(old, new) == ["eval.new_key", "trainer.max_steps"]
     assert config_changes(old, old) == []
+
+
+class _Killed(Exception):
+    """Stands for a SIGKILL: no callback handles it, so only checkpoints already on disk survive."""
+
+
+class _ToyModule(LightningModule):
+    """A linear model that validates every 4 steps and can die at a chosen point."""
+
+    def __init__(self, kill_at: tuple[str, int] | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = torch.nn.Linear(4, 1)
+        self.kill_at = kill_at  # ("train" | "validation", global step)
+        self.validated: dict[int, int] = {}  # global step -> validation batches run
+        self.selected: dict[int, tuple[str, float]] = {}  # global step -> best checkpoint after its validation
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.kill_at == ("train", self.global_step):
+            raise _Killed
+        if self.kill_at == ("sigterm", self.global_step):
+            raise SIGTERMException
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        if self.kill_at == ("validation", self.global_step) and batch_idx == 2:
+            raise _Killed
+        self.validated[self.global_step] = self.validated.get(self.global_step, 0) + 1
+        self.log("val/loss", self.layer(batch[0]).pow(2).mean())
+
+    def on_validation_end(self) -> None:
+        best = next(c for c in self.trainer.checkpoint_callbacks if c.monitor)  # type: ignore[attr-defined]
+        self.selected[self.global_step] = (Path(best.best_model_path).name, float(best.best_model_score))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def _fit(folder: Path, module: _ToyModule, resume_state: bool = True, ckpt: str | None = None) -> None:
+    """Train to step 18 (validation every 4, `last.ckpt` every 4 steps) or the kill."""
+    data = TensorDataset(torch.linspace(-1, 1, 1600).reshape(400, 4))
+    best = ModelCheckpoint(dirpath=folder, filename="best-{step}", monitor="val/loss", save_top_k=1,
+                           save_weights_only=True)
+    callbacks = [ModelCheckpoint(dirpath=folder, save_last=True, save_top_k=0, every_n_train_steps=4), best,
+                 InterruptCheckpoint(folder)]
+    trainer = Trainer(max_steps=18, val_check_interval=4, check_val_every_n_epoch=None, logger=False,
+                      callbacks=callbacks + ([ResumeStateCallback()] if resume_state else []),
+                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    try:
+        trainer.fit(module, DataLoader(data, batch_size=4), DataLoader(data, batch_size=100), ckpt_path=ckpt)
+    except (_Killed, SIGTERMException):
+        return
+    progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress.total
+    assert progress.ready == progress.started == progress.processed == progress.completed  # a clean restart state
+
+
+@pytest.mark.parametrize("kill_at", [("validation", 8), ("train", 10)], ids=["during", "after"])
+def test_a_resume_runs_the_validation_its_checkpoint_was_saved_before(tmp_path: Path,
+                                                                       kill_at: tuple[str, int]) -> None:
+    # last.ckpt of step 8 is written before step 8's validation; killed during that validation or two steps after it
+    reference = _ToyModule()
+    _fit(tmp_path / "ref", reference)
+    assert reference.validated == {4: 4, 8: 4, 12: 4, 16: 4}
+
+    first = _ToyModule(kill_at)
+    _fit(tmp_path / "run", first)
+    assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)[VALIDATION_OWED_KEY] == 8
+    resumed = _ToyModule()
+    _fit(tmp_path / "run", resumed, ckpt=str(tmp_path / "run" / "last.ckpt"))
+    # step 8's validation runs whole, once, before training goes on, and the selection sees it as the
+    # uninterrupted run did (later steps differ: this toy's DataLoader restarts its epoch on resume)
+    assert resumed.validated == {8: 4, 12: 4, 16: 4}
+    # (re-saving an existing name, Lightning writes best-step=8-v1.ckpt: same weights)
+    assert resumed.selected[8][0].removesuffix("-v1.ckpt").removesuffix(".ckpt") == "best-step=8"
+    assert reference.selected[8][0] == "best-step=8.ckpt"
+    assert resumed.selected[8][1] == pytest.approx(reference.selected[8][1], abs=1e-7)
+
+
+def test_without_the_rewind_lightning_skips_the_owed_validation(tmp_path: Path) -> None:
+    # The behaviour ResumeStateCallback corrects (Lightning 2.6): if this starts failing, Lightning re-runs the
+    # validation itself and the rewind may be redundant.
+    _fit(tmp_path, _ToyModule(("train", 10)), resume_state=False)
+    resumed = _ToyModule()
+    _fit(tmp_path, resumed, resume_state=False, ckpt=str(tmp_path / "last.ckpt"))
+    assert resumed.validated == {12: 4, 16: 4}
+
+
+def test_a_sigterm_before_the_first_step_save_leaves_one_last_checkpoint(tmp_path: Path) -> None:
+    # InterruptCheckpoint writes last.ckpt at step 2; the step-cadence callback must take it as its own file
+    # after the resume (else it writes last-v1.ckpt and a second resume would start from step 2 again)
+    _fit(tmp_path, _ToyModule(("sigterm", 2)))
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 2
+    _fit(tmp_path, _ToyModule(), ckpt=str(tmp_path / "last.ckpt"))
+    assert sorted(p.name for p in tmp_path.glob("last*.ckpt")) == ["last.ckpt"]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 16
+
+
+def test_owe_validation_is_lightnings_mid_evaluation_state() -> None:
+    progress = {"total": {"ready": 8, "started": 8, "processed": 8, "completed": 8},
+                "current": {"ready": 4, "started": 4, "processed": 4, "completed": 4}, "is_last_batch": True}
+    owe_validation(progress)
+    assert progress == {"total": {"ready": 9, "started": 9, "processed": 8, "completed": 8},
+                        "current": {"ready": 1, "started": 1, "processed": 0, "completed": 0}, "is_last_batch": False}
