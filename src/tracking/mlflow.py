@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import traceback
@@ -54,8 +55,13 @@ def init_sqlite_store(uri: str) -> None:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # builds the store's tables
 
 
+@functools.cache
 def git_commit(root: str | Path = ".") -> str:
-    """Current commit of the project checkout, or 'unknown' outside git."""
+    """The project checkout's commit when this process first asked, or 'unknown' outside git.
+
+    Once per process: a multirun imports the code once, so its later jobs run that code even when HEAD moves
+    meanwhile (a study of 9 jobs was tagged with commits made while it ran).
+    """
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -86,3 +87,19 @@ def test_a_rank_that_does_not_own_the_run_never_writes_to_it(store: tuple, tmp_p
     run = client.get_run(rank0_id)
     assert run.info.status == "FINISHED" and "from" not in run.data.tags and "error" not in run.data.tags
     assert not (tmp_path / "rank1" / METRICS_FILE).exists()
+
+
+def test_git_commit_is_read_once_per_process(tmp_path: Path) -> None:
+    # a sweep's later jobs run the code imported at its start: the commit must not follow HEAD afterwards
+    from src.tracking.mlflow import git_commit
+
+    def commit(message: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m",
+                        message], cwd=tmp_path, check=True)
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    commit("first")
+    first = git_commit(tmp_path)
+    commit("second")
+    assert len(first) == 40 and git_commit(tmp_path) == first
+    assert git_commit(tmp_path / "nowhere") == "unknown"
