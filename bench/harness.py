@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import mmap
 import platform
 import statistics
 import subprocess
@@ -60,8 +61,11 @@ def rss_peak_is_tracked() -> bool:
     if not reset_rss_peak():
         return False
     rss0 = _proc_status_kib("VmRSS")
-    blob = b"\x01" * (_PROBE_MIB << 20)  # filled, so every page is touched
-    del blob
+    # A fresh anonymous mapping, not malloc: a long-lived process's free heap could serve the buffer from pages
+    # that are already resident, and no kernel would see a rise.
+    with mmap.mmap(-1, _PROBE_MIB << 20) as probe:
+        for offset in range(0, len(probe), mmap.PAGESIZE):
+            probe[offset] = 1
     hwm = _proc_status_kib("VmHWM")
     return rss0 is not None and hwm is not None and (hwm - rss0) / 1024 >= 0.9 * _PROBE_MIB
 
