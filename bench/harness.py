@@ -66,8 +66,14 @@ def rss_peak_is_tracked() -> bool:
     with mmap.mmap(-1, _PROBE_MIB << 20) as probe:
         for offset in range(0, len(probe), mmap.PAGESIZE):
             probe[offset] = 1
+    rise = _rss_rise_mib(rss0)
+    return rise is not None and rise >= 0.9 * _PROBE_MIB
+
+
+def _rss_rise_mib(rss0: int | None) -> float | None:
+    """How far the RSS high-water mark (since the last reset) is above `rss0` KiB, in MiB; None where unknown."""
     hwm = _proc_status_kib("VmHWM")
-    return rss0 is not None and hwm is not None and (hwm - rss0) / 1024 >= 0.9 * _PROBE_MIB
+    return (hwm - rss0) / 1024 if hwm is not None and rss0 is not None else None
 
 
 @dataclass
@@ -109,8 +115,7 @@ def run_once(fn: Callable[[], Any], trace_python: bool = False) -> tuple[Sample,
             tracemalloc.stop()
     if isinstance(result, Timed):
         seconds, result = result.seconds, result.result
-    hwm = _proc_status_kib("VmHWM")
-    rss_peak = (hwm - rss0) / 1024 if can_reset and hwm is not None and rss0 is not None else None
+    rss_peak = _rss_rise_mib(rss0) if can_reset else None
     mib = (lambda b: None if b is None else b / 2**20)
     return Sample(seconds, rss_peak, mib(py_peak), mib(py_now)), result
 

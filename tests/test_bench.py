@@ -70,13 +70,18 @@ print(json.dumps({"out": float(out), "py": sample.py_peak_mib, "rss": sample.rss
 """
 
 
+def _last_line_of_python(code: str) -> str:
+    """Run `code` in a fresh interpreter at the project root; the last line it printed."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    return proc.stdout.strip().splitlines()[-1]
+
+
 def test_run_once_sees_python_and_rss_peaks() -> None:
     # A fresh process: RSS is process-wide, and threads left by earlier tests (torch, mlflow) can free memory
-    # inside the window and hide part of the rise. 76 MiB is above glibc's largest mmap threshold (32 MiB),
-    # so the pages are fresh rather than reused heap.
-    proc = subprocess.run([sys.executable, "-c", _RUN_ONCE_IN_A_FRESH_PROCESS], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1], check=True)
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    # inside the window and hide part of the rise; nor does a fresh process have a free heap that could serve
+    # the 76 MiB from pages already resident.
+    got = json.loads(_last_line_of_python(_RUN_ONCE_IN_A_FRESH_PROCESS))
     assert got["out"] == 10_000_000
     assert got["py"] is not None and got["py"] >= 76
     if got["tracked"]:
@@ -218,8 +223,5 @@ def test_the_rss_probe_sees_fresh_pages_in_a_process_with_a_large_free_heap() ->
     code = ("from bench import harness\n"
             "keep = [bytearray(b'\\x01' * 100_000) for _ in range(1000)]\npin = bytearray(100_000)\ndel keep\n"
             "print(harness.rss_peak_is_tracked())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
-    fresh = subprocess.run([sys.executable, "-c", "from bench import harness; print(harness.rss_peak_is_tracked())"],
-                           capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
-    assert out[-1] == fresh.stdout.split()[-1]  # the same verdict as in a fresh process
+    fresh = "from bench import harness; print(harness.rss_peak_is_tracked())"
+    assert _last_line_of_python(code) == _last_line_of_python(fresh)  # the same verdict as in a fresh process
