@@ -41,11 +41,11 @@ sweep: setup data  ## sweep=samplers: xx, xy, hybrid x 3 seeds as one MLflow par
 study: setup data  ## the study: xx/xy/hybrid x seeds 1-3 (~4.0 h measured on 2 AMX cores; run again to resume), report -> results/study
 	$(PY) -m src.run -m sweep=study $(ARGS)
 	$(PY) -m src.evaluate 'eval.debias=[center,lir]' logger.experiment_name=study  # the untrained baseline rows
-	$(PY) -m src.report study --out results/study
+	$(PY) -m src.report study --samplers xx,xy,hybrid-a0.5 --out results/study
 
 study-alpha: setup data  ## after the study: hybrid alpha 0.25/0.75 x seeds 1-3 (resumable), report with the alpha curve
 	$(PY) -m src.run -m sweep=study_alpha $(ARGS)
-	$(PY) -m src.report study --out results/study
+	$(PY) -m src.report study --out results/study/alpha
 
 report: $(VENV)/.installed  ## tables, significance tests, plots of a sweep (ARGS=multirun/<date>/<time> | run id | experiment)
 	$(PY) -m src.report $(ARGS)

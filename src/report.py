@@ -132,6 +132,20 @@ def fetch_runs(target: Target) -> list[RunRecord]:
     return sorted((_record(run, _curves(client, run)) for run in found), key=lambda r: r.name)
 
 
+def select_samplers(runs: list[RunRecord], samplers: list[str] | None) -> list[RunRecord]:
+    """The runs whose sampler label (`xx`, `hybrid-a0.5`, ...) is one of `samplers`; all of them for None."""
+    if samplers is None:
+        return runs
+    if not samplers:
+        raise ReportError("--samplers is empty: name at least one sampler label, e.g. xx,xy,hybrid-a0.5")
+    present = sorted({r.sampling for r in runs})
+    missing = [s for s in samplers if s not in present]
+    if missing:
+        raise ReportError(f"--samplers: no runs with sampler {', '.join(map(repr, missing))}; "
+                          f"the target's runs have {', '.join(present) or 'none'}")
+    return [r for r in runs if r.sampling in samplers]
+
+
 def fetch_zero_shot(target: Target) -> list[RunRecord]:
     """FINISHED `src.evaluate` runs of the target's experiment (the untrained baselines), newest per model and sets."""
     import mlflow
@@ -206,16 +220,18 @@ class PerQueryCache:
         return self.cache[key]
 
 
-def build_report(target: Target, out_dir: Path, n_resamples: int = 9999, seed: int = 0) -> dict:
-    """Fetch the target's runs, then write every table and plot into out_dir; returns report.json's content."""
-    runs = fetch_runs(target)
+def build_report(target: Target, out_dir: Path, n_resamples: int = 9999, seed: int = 0,
+                 samplers: list[str] | None = None) -> dict:
+    """Fetch the target's runs (of `samplers` only, if given), then write every table and plot into out_dir;
+    returns report.json's content."""
+    runs = select_samplers(fetch_runs(target), samplers)
     if not any(r.status == "FINISHED" for r in runs):
         where = f"parent run {target.parent_id}" if target.parent_id else f"experiment {target.name}"
         raise ReportError(f"no FINISHED training runs under {where} in {target.tracking_uri} "
                           f"({len(runs)} unfinished/failed); nothing to report")
     with tempfile.TemporaryDirectory() as tmp:
         return write_report(runs, out_dir, PerQueryCache(target.tracking_uri, Path(tmp)), n_resamples, seed,
-                            {"target": asdict(target)}, zero_shot=fetch_zero_shot(target))
+                            {"target": asdict(target), "samplers": samplers}, zero_shot=fetch_zero_shot(target))
 
 
 def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup, n_resamples: int = 9999,
@@ -232,7 +248,8 @@ def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup
     cols = columns(eval_sets)
     comparisons = significance(groups, cols, per_query, n_resamples, seed)
     configs = sorted({c for c, _ in groups})
-    _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, unfinished, finished, superseded)
+    scope = (meta or {}).get("samplers")
+    _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, unfinished, finished, superseded, scope)
     write_csv(out_dir / "runs.csv", run_rows(runs))
     debias_tests = _write_debias_and_curves(out_dir, groups, eval_sets, zero_shot or [], per_query, n_resamples, seed)
     _write_plots(out_dir, groups, eval_sets, configs, per_query)
@@ -262,12 +279,15 @@ LEGEND = (
 
 def _write_tables(out_dir: Path, groups: dict, cols: list[str], comparisons: list[Comparison],
                   eval_sets: list[str], configs: list[str], unfinished: list[RunRecord], finished: list[RunRecord],
-                  superseded: list[RunRecord]) -> None:
+                  superseded: list[RunRecord], samplers: list[str] | None = None) -> None:
     """table.md / table.csv, significance.csv and the per-language tables."""
     header, md_rows, csv_rows = macro_table(groups, cols, comparisons)
     write_csv(out_dir / "table.csv", csv_rows)
     write_csv(out_dir / "significance.csv", _comparison_rows(comparisons))
-    parts = ["# Sweep report\n", LEGEND, markdown(header, md_rows)]
+    parts = ["# Sweep report\n", LEGEND]
+    if samplers:  # a chosen family: the Holm correction and every test cover these samplers only
+        parts.append(f"Only the runs of the samplers {', '.join(samplers)} (`--samplers`).\n\n")
+    parts.append(markdown(header, md_rows))
     differences = {k: v for k, v in config_differences(finished).items() if v}
     if differences:
         parts += ["\n## Configurations\n", ("Runs of one model whose params differ (sampling, seed and "
@@ -398,12 +418,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<name>)")
     parser.add_argument("--resamples", type=int, default=9999, help="null draws per paired test (default 9999)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the paired tests")
+    parser.add_argument("--samplers", type=lambda s: [x for x in s.split(",") if x], default=None,
+                        help="comma-separated sampler labels (xx,xy,hybrid-a0.5): report these runs only, so the "
+                             "tests and their Holm family cover them alone (default: every sampler)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         target = resolve_target(args.target, args.tracking_uri)
         out_dir = args.out or Path("reports") / target.name
-        report = build_report(target, out_dir, args.resamples, args.seed)
+        report = build_report(target, out_dir, args.resamples, args.seed, args.samplers)
     except ReportError as err:
         print(f"report: {err}", file=sys.stderr)
         return 2

@@ -108,6 +108,29 @@ def test_report_tables_significance_and_plots(sampler_sweep: tuple[Path, Path], 
     assert {"report/table.md", "report/table.csv", "report/significance.csv"} <= logged
 
 
+def test_report_on_chosen_samplers_tests_only_them(sampler_sweep: tuple[Path, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`--samplers` keeps the family of tests (and its Holm correction) to the named samplers."""
+    _, sweep_dir = sampler_sweep
+    out = tmp_path / "two"
+    assert report_main([str(sweep_dir), "--out", str(out), "--resamples", "99", "--samplers", "xx,xy"]) == 0
+    with (out / "table.csv").open() as f:
+        assert sorted(r["sampling"] for r in csv.DictReader(f)) == ["xx", "xy"]
+    with (out / "significance.csv").open() as f:
+        assert {(t["a"], t["b"]) for t in csv.DictReader(f)} == {("xx", "xy")}  # 4 columns, one pair
+    with (out / "runs.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert "Only the runs of the samplers xx, xy" in (out / "table.md").read_text()
+    assert json.loads((out / "report.json").read_text())["samplers"] == ["xx", "xy"]
+    capsys.readouterr()
+    assert report_main([str(sweep_dir), "--out", str(tmp_path / "bad"), "--samplers", "xx,hybrid"]) == 2
+    err = capsys.readouterr().err
+    assert "no runs with sampler 'hybrid'" in err and "hybrid-a0.5, xx, xy" in err
+    assert not (tmp_path / "bad").exists()  # nothing half-written
+    assert report_main([str(sweep_dir), "--samplers", ""]) == 2
+    assert "--samplers is empty" in capsys.readouterr().err
+
+
 def test_report_without_runs_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(tracking_uri=uri).create_experiment("empty")
