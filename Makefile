@@ -43,7 +43,7 @@ study: setup data  ## the study: xx/xy/hybrid x seeds 1-3 (~4.0 h measured on 2 
 	$(PY) -m src.evaluate 'eval.debias=[center,lir]' logger.experiment_name=study  # the untrained baseline rows
 	$(PY) -m src.report study --samplers xx,xy,hybrid-a0.5 --out results/study
 
-study-alpha: setup data  ## after the study: hybrid alpha 0.25/0.75 x seeds 1-3 (resumable), report with the alpha curve
+study-alpha: setup data  ## after the study: hybrid alpha 0.25/0.75 x seeds 1-3 (~2.2 h measured on 2 AMX cores; resumable), report on all 5 samplers + alpha curve -> results/study/alpha
 	$(PY) -m src.run -m sweep=study_alpha $(ARGS)
 	$(PY) -m src.report study --out results/study/alpha
 
