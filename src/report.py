@@ -231,14 +231,16 @@ def build_report(target: Target, out_dir: Path, n_resamples: int = 9999, seed: i
                           f"({len(runs)} unfinished/failed); nothing to report")
     with tempfile.TemporaryDirectory() as tmp:
         return write_report(runs, out_dir, PerQueryCache(target.tracking_uri, Path(tmp)), n_resamples, seed,
-                            {"target": asdict(target), "samplers": samplers}, zero_shot=fetch_zero_shot(target))
+                            {"target": asdict(target)}, zero_shot=fetch_zero_shot(target), samplers=samplers)
 
 
 def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup, n_resamples: int = 9999,
-                 seed: int = 0, meta: dict | None = None, zero_shot: list[RunRecord] | None = None) -> dict:
+                 seed: int = 0, meta: dict | None = None, zero_shot: list[RunRecord] | None = None,
+                 samplers: list[str] | None = None) -> dict:
     """Tables, tests, plots and report.json for these runs (one or more FINISHED); returns report.json's data.
 
     `zero_shot`: untrained evaluations of the same sets, shown beside the trained models in debias.md.
+    `samplers`: the sampler labels the runs were chosen by (`--samplers`), said in table.md and report.json.
     """
     finished, superseded = drop_duplicate_seeds([r for r in runs if r.status == "FINISHED"])
     unfinished = [r for r in runs if r.status != "FINISHED"]  # failed, killed, or still running
@@ -248,12 +250,11 @@ def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup
     cols = columns(eval_sets)
     comparisons = significance(groups, cols, per_query, n_resamples, seed)
     configs = sorted({c for c, _ in groups})
-    scope = (meta or {}).get("samplers")
-    _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, unfinished, finished, superseded, scope)
+    _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, unfinished, finished, superseded, samplers)
     write_csv(out_dir / "runs.csv", run_rows(runs))
     debias_tests = _write_debias_and_curves(out_dir, groups, eval_sets, zero_shot or [], per_query, n_resamples, seed)
     _write_plots(out_dir, groups, eval_sets, configs, per_query)
-    report = {**(meta or {}), "n_finished": len(finished), "n_unfinished": len(unfinished),
+    report = {**(meta or {}), "samplers": samplers, "n_finished": len(finished), "n_unfinished": len(unfinished),
               "unfinished": [{"run": r.name, "status": r.status, "error": r.error} for r in unfinished],
               "superseded": [r.name for r in superseded],
               "provenance": provenance(runs),
