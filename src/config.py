@@ -6,15 +6,22 @@ here (a value no config file gives fails naming its key). Fields that only some 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-DATASET_KINDS = ("lareqa", "miracl", "beir")
+DATASET_KINDS = ("lareqa", "bitext", "miracl", "beir")
 # Kinds with a corpus searched through an index (src/evaluation/retrieval.py) rather than the LAReQA grid.
 CORPUS_KINDS = ("miracl", "beir")
+# The file formats a kind reads (`format:`; null = the kind's own): the LAReQA grid also reads NTREX-128
+# documents (headline -> lead), translation retrieval reads the four aligned-text publishers' layouts.
+FORMATS = {"lareqa": ("lareqa", "ntrex"), "bitext": ("ntrex", "sib200", "tico19", "tatoeba")}
+NTREX_CANDIDATES = ("lines", "body")  # an NTREX grid's candidates: every body line, or one body per document
+# A set's subject, for the report's grouping: lower-case words joined by '-' (wikipedia-qa, news, medical).
+_DOMAIN = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 MIRACL_SPLITS = ("train", "dev")  # splits with public qrels
 
 
@@ -35,6 +42,12 @@ def _check_languages(key: str, langs: list[str]) -> None:
         _check(isinstance(lang, str) and len(lang) == 2 and lang.isalpha() and lang.islower(), key,
                "ISO 639-1 codes such as en, de, zh", lang)
     _check(len(set(langs)) == len(langs), key, "no repeated languages", langs)
+
+
+def _check_domain(key: str, domain: str) -> None:
+    """A domain label: lower-case words joined by '-'."""
+    _check(isinstance(domain, str) and bool(_DOMAIN.fullmatch(domain)), key,
+           "a lower-case label such as wikipedia-qa, news, web, medical, everyday", domain)
 
 
 @dataclass
@@ -82,6 +95,8 @@ class DatasetSchema:
 
     name: str = MISSING
     kind: str = MISSING
+    # What the texts are about (wikipedia-qa, news, web, medical, everyday, ...): the report groups sets by it.
+    domain: str = MISSING
     # lareqa/beir: the local folder; miracl: a local folder in the hub layout, or null to download.
     path: str | None = MISSING
     languages: list[str] = MISSING
@@ -92,17 +107,25 @@ class DatasetSchema:
     hub_corpus: str | None = None
     # beir/miracl: evaluate only the first N queries (per language) with judgements; null = all.
     max_queries: int | None = None
+    # lareqa/bitext: the publisher's layout the files are in (FORMATS); null = the kind's own (lareqa: SQuAD JSON).
+    format: str | None = None
+    # lareqa with format=ntrex: `lines` (every body line a candidate, the lead relevant) or `body` (one per document).
+    candidates: str | None = None
+    # bitext with format=tico19: keep only the segments whose `tuid` starts with one of these origins; null = all.
+    origins: list[str] | None = None
 
     def __post_init__(self) -> None:
         # TrainSetSchema (data.train) extends this schema; eval sets live under data.eval.<name>.
         key = "data.train" if hasattr(self, "candidate_text") else f"data.eval.{self.name}"
         _check(self.kind in DATASET_KINDS, f"{key}.kind", f"one of {DATASET_KINDS}", self.kind)
+        _check_domain(f"{key}.domain", self.domain)
+        self._check_format(key)
         if self.kind != "miracl":
             _check(self.path is not None, f"{key}.path", f"a folder (kind={self.kind})", self.path)
             for extra in ("hub_topics", "hub_corpus"):
                 _check(getattr(self, extra) is None, f"{key}.{extra}", "null (only kind=miracl uses it)",
                        getattr(self, extra))
-        if self.kind == "lareqa":
+        if self.kind in FORMATS:
             _check_languages(f"data ({self.name}).languages", self.languages)
             return
         _check(bool(self.split), f"{key}.split", "a split name such as test or dev", self.split)
@@ -122,6 +145,25 @@ class DatasetSchema:
                    (self.hub_topics, self.hub_corpus))
 
 
+    def _check_format(self, key: str) -> None:
+        """`format`, `candidates` and `origins` only where the kind and format use them."""
+        formats = FORMATS.get(self.kind, ())
+        _check(self.kind != "bitext" or self.format is not None, f"{key}.format", f"one of {formats}", self.format)
+        _check(self.format is None or self.format in formats, f"{key}.format",
+               f"one of {formats} for kind={self.kind}" if formats else f"null (kind={self.kind} has one format)",
+               self.format)
+        ntrex_grid = self.kind == "lareqa" and self.format == "ntrex"
+        _check((self.candidates in NTREX_CANDIDATES) if ntrex_grid else self.candidates is None, f"{key}.candidates",
+               f"one of {NTREX_CANDIDATES}" if ntrex_grid else "null (only kind=lareqa format=ntrex uses it)",
+               self.candidates)
+        if self.kind == "bitext" and self.format == "tico19":
+            _check(self.origins is None or (bool(self.origins) and all(isinstance(o, str) and o for o in self.origins)),
+                   f"{key}.origins", "null (every segment) or a non-empty list of tuid prefixes such as PubMed, CMU",
+                   self.origins)
+        else:
+            _check(self.origins is None, f"{key}.origins", "null (only kind=bitext format=tico19 uses it)", self.origins)
+
+
 @dataclass
 class TrainSetSchema(DatasetSchema):
     candidate_text: str = MISSING
@@ -136,7 +178,11 @@ class TrainSetSchema(DatasetSchema):
         _check(0.0 <= self.val_fraction < 1.0, "data.train.val_fraction", "a fraction in [0, 1)", self.val_fraction)
         _check(self.kind == "lareqa" or self.val_fraction == 0.0, "data.train.val_fraction",
                f"0 for kind={self.kind} (validation splits are built for LAReQA sets)", self.val_fraction)
+        _check(self.kind in ("lareqa", "hub") and self.format is None, "data.train.kind/format",
+               "kind lareqa or hub with format null (training reads LAReQA files or parallel hub sets)",
+               (self.kind, self.format))
         if self.kind == "hub":
+            _check_domain("data.train.domain", self.domain)
             _check_languages("data.train.languages", self.languages)
             missing = [lang for lang in self.languages if lang not in self.subsets]
             _check(not missing, "data.train.subsets", f"a dataset config for every language (missing {missing})",
