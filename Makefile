@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SHARED_DATA ?= ../shared/data/lareqa
+SHARED_DATA ?= ../shared/data
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
@@ -26,8 +26,8 @@ setup: $(VENV)/.installed model  ## create .venv, install the project (torch 2.1
 model: $(VENV)/.installed  ## convert the bundled multilingual-e5-small into .cache/models (once)
 	$(PY) -m src.model.weights.bundled
 
-data: $(VENV)/.installed  ## link ../shared/data/lareqa into ./data/lareqa, or download the pinned files (SHA-256 checked)
-	$(PY) -m src.data.fetch --shared $(SHARED_DATA) --out data/lareqa
+data: $(VENV)/.installed  ## link ../shared/data/<set> into ./data/<set> (LAReQA, NTREX-128, SIB-200, TICO-19, Tatoeba), or download the pinned files (SHA-256 checked)
+	$(PY) -m src.data.fetch --shared-root $(SHARED_DATA) --out-root data
 
 run: setup data  ## the default experiment: fine-tune bundled mE5-small on MLQA-R (hybrid), zero-shot on XQuAD-R
 	$(PY) -m src.run $(ARGS)

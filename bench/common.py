@@ -49,12 +49,18 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
-def xquad_r(languages: Sequence[str] | None = None) -> LareqaDataset:
-    """XQuAD-R from the configured data folder (all 11 languages unless restricted)."""
+def eval_sets(overrides: Sequence[str]) -> dict[str, Any]:
+    """The grid evaluation sets of a composed config, loaded from its validated `data.eval` (schema defaults)."""
+    from src.config import validate
     from src.data.sets import load_eval_sets
 
+    return load_eval_sets(validate(compose(overrides)).data.eval)
+
+
+def xquad_r(languages: Sequence[str] | None = None) -> LareqaDataset:
+    """XQuAD-R from the configured data folder (all 11 languages unless restricted)."""
     langs = [f"data.eval.xquad_r.languages=[{','.join(languages)}]"] if languages else []
-    return load_eval_sets(compose(["data=xquad_r", *langs]).data.eval)["xquad_r"]
+    return eval_sets(["data=xquad_r", *langs])["xquad_r"]
 
 
 def dataset_texts(ds: LareqaDataset, stride: int = 1) -> Texts:

@@ -16,6 +16,8 @@ from omegaconf.errors import OmegaConfBaseException
 DATASET_KINDS = ("lareqa", "bitext", "miracl", "beir")
 # Kinds with a corpus searched through an index (src/evaluation/retrieval.py) rather than the LAReQA grid.
 CORPUS_KINDS = ("miracl", "beir")
+# Kinds encoded once in-process and scored as a language grid (src/evaluation/kinds.py): training can run them.
+GRID_KINDS = ("lareqa", "bitext")
 # The file formats a kind reads (`format:`; null = the kind's own): the LAReQA grid also reads NTREX-128
 # documents (headline -> lead), translation retrieval reads the four aligned-text publishers' layouts.
 FORMATS = {"lareqa": ("lareqa", "ntrex"), "bitext": ("ntrex", "sib200", "tico19", "tatoeba")}
@@ -362,11 +364,11 @@ class ConfigSchema:
         if isinstance(memory, dict) and memory.get("trim_every_n_steps") is not None:  # src.runtime.memory
             _check(memory["trim_every_n_steps"] >= 1, "callbacks.memory.trim_every_n_steps", ">= 1 or null",
                    memory["trim_every_n_steps"])
-        # The training callback runs the LAReQA grid only; corpus kinds need src.evaluate (README).
+        # The training callback runs the grid kinds only; corpus kinds need src.evaluate (README).
         if self.task_name == "train" and self.data is not MISSING and self.data.train is not None:
             for name, ds in self.data.eval.items():
-                _check(ds.kind == "lareqa", f"data.eval.{name}.kind",
-                       "lareqa during training (src.run evaluates only LAReQA sets; evaluate the checkpoint "
+                _check(ds.kind in GRID_KINDS, f"data.eval.{name}.kind",
+                       f"one of {GRID_KINDS} during training (src.run evaluates grid sets; evaluate the checkpoint "
                        "on beir/miracl sets with `python -m src.evaluate ckpt_path=...`)", ds.kind)
 
 

@@ -77,7 +77,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ev = settings.eval
     if not settings.data.eval:
         raise ValueError("data.eval is empty: choose evaluation sets, e.g. data=xquad_r")
-    # Dispatch by kind: lareqa sets run the language grid, corpus kinds (beir, miracl) an index search.
+    # Dispatch by kind (src/evaluation/kinds.py): grid kinds (lareqa, bitext) are encoded here and scored as a
+    # language grid, corpus kinds (beir, miracl) search an index.
     eval_sets = load_eval_sets(settings.data.eval)
     corpus_sets = {n: load_sets(n, d, settings.paths.cache_dir) for n, d in settings.data.eval.items()
                    if d.kind in CORPUS_KINDS}

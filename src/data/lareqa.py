@@ -65,6 +65,18 @@ class LareqaDataset:
         """Candidate sentences over all languages."""
         return sum(len(s.candidates) for s in self.by_lang.values())
 
+    def query_ids(self, lang: str) -> list[str]:
+        """The qids of `lang`'s questions in record order (the per-query files' row order)."""
+        return [q.qid for q in self.by_lang[lang].questions]
+
+    def labels(self, lang: str) -> list[str] | None:
+        """Per-question labels for breakdowns: LAReQA sets have none."""
+        return None
+
+    def clusters(self, lang: str) -> list[str] | None:
+        """Randomisation units other than the question id (`xling_id`): none for LAReQA sets."""
+        return None
+
 
 def _require(obj: Any, key: str, kind: type, where: str, path: Path) -> Any:
     """Return obj[key] if it exists with the expected type, else raise naming file, place and key."""

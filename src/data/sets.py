@@ -1,11 +1,12 @@
-"""A run's data sets from their config sections: training pairs (+ validation split), LAReQA evaluation sets."""
+"""A run's data sets from their config sections: training pairs (+ validation split), grid evaluation sets."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from src.config import ConfigError, DatasetSchema, TrainSetSchema
+from src.config import GRID_KINDS, ConfigError, DatasetSchema, TrainSetSchema
+from src.data.bitext import BitextDataset
 from src.data.datamodule import VAL_SEED
 from src.data.lareqa import LareqaDataset, load_lareqa
 from src.data.pairs import PairTable, build_pairs
@@ -52,7 +53,33 @@ def load_training_pairs(train: TrainSetSchema, seed: int) -> PairTable:
     return load_training_data(train, seed).pairs
 
 
-def load_eval_sets(eval_sets: Mapping[str, DatasetSchema]) -> dict[str, LareqaDataset]:
-    """Every LAReQA evaluation set under `data.eval`, validated (corpus kinds load through src.evaluation.retrieval)."""
-    return {name: load_lareqa(d.path, list(d.languages), name) for name, d in eval_sets.items()
-            if d.kind == "lareqa"}
+def load_eval_set(name: str, d: DatasetSchema) -> LareqaDataset | BitextDataset:
+    """One grid evaluation set in its publisher's format (`kind` + `format`), validated, named `name`."""
+    langs = list(d.languages)
+    if d.kind == "lareqa" and d.format in (None, "lareqa"):
+        return load_lareqa(d.path, langs, name)
+    # Imported on use: a run reads only the formats its sets are in.
+    if d.format == "ntrex":
+        from src.data.ntrex import load_ntrex, ntrex_bitext, ntrex_grid
+
+        corpus = load_ntrex(d.path, langs)
+        return ntrex_grid(corpus, str(d.candidates), name) if d.kind == "lareqa" else ntrex_bitext(corpus, name)
+    if d.format == "sib200":
+        from src.data.sib200 import load_sib200
+
+        return load_sib200(d.path, langs, name)
+    if d.format == "tico19":
+        from src.data.tico19 import load_tico19
+
+        return load_tico19(d.path, langs, name, None if d.origins is None else list(d.origins))
+    if d.format == "tatoeba":
+        from src.data.tatoeba import load_tatoeba
+
+        return load_tatoeba(d.path, langs, name)
+    raise ConfigError(f"data.eval.{name}: kind={d.kind} format={d.format} is not a grid set (see src/config.py FORMATS)")
+
+
+def load_eval_sets(eval_sets: Mapping[str, DatasetSchema]) -> dict[str, LareqaDataset | BitextDataset]:
+    """Every grid evaluation set under `data.eval` (LAReQA grid, translation retrieval), validated, before any
+    model loads; corpus kinds load through src.evaluation.retrieval."""
+    return {name: load_eval_set(name, d) for name, d in eval_sets.items() if d.kind in GRID_KINDS}

@@ -29,49 +29,80 @@ class Embeddings:
 
 @dataclass
 class GridResult:
-    """Per-query metrics for every (query language, candidate language) pair and the pooled setting."""
+    """Per-query metrics for the scored (query language, candidate language) pairs and the pooled setting.
+
+    The LAReQA grid scores every pair (mono on the diagonal) and every language pooled; other kinds score
+    fewer (translation retrieval has no mono pair, Tatoeba no pooled setting): absent pairs are not logged.
+    """
 
     dataset: str
     languages: tuple[str, ...]
     pairs: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
     multi: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # Log `{set}/{setting}/missing_queries`: false where a NaN row is structural, not a query without an answer
+    # (Tatoeba: an English row of one language's table has no pair with another language's table).
+    count_missing: bool = True
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The settings this result scored, in keys.SETTINGS order."""
+        found = {keys.pair_setting(x, y) for x, y in self.pairs} | ({keys.MULTI} if self.multi else set())
+        return tuple(s for s in keys.SETTINGS if s in found)
 
     def pair_mean(self, q: str, c: str, metric: str) -> tuple[float, int]:
-        """Mean over the queries that have a relevant candidate in the pair, and how many had none."""
+        """Mean over the queries that have a relevant candidate in the pair, and how many had none (NaN, 0: unscored)."""
+        if (q, c) not in self.pairs:
+            return float("nan"), 0
         return mean_ignoring_missing(self.pairs[(q, c)][metric])
 
     def multi_mean(self, q: str, metric: str) -> tuple[float, int]:
-        """Mean over a query language's queries in the pooled setting."""
+        """Mean over a query language's queries in the pooled setting (NaN, 0 where it was not scored)."""
+        if q not in self.multi:
+            return float("nan"), 0
         return mean_ignoring_missing(self.multi[q][metric])
 
     def summary(self, metrics: Sequence[str] = keys.GRID_METRICS) -> dict[str, float]:
-        """Flat `{dataset}/{setting}/{metric}[/{lang or pair}]` keys: macro averages, rows, pairs, bias."""
+        """Flat `{dataset}/{setting}/{metric}[/{lang or pair}]` keys of the scored settings: macro averages,
+        rows, pairs, bias."""
         d, langs, out = self.dataset, self.languages, {}
+        mono_langs = [x for x in langs if (x, x) in self.pairs]
+        targets = {x: [y for y in langs if y != x and (x, y) in self.pairs] for x in langs}
+        cross_langs = [x for x in langs if targets[x]]
+        multi_langs = [x for x in langs if x in self.multi]
         for m in metrics:
             name = keys.logged_name(m)
-            mono = [self.pair_mean(x, x, m)[0] for x in langs]
+            mono = [self.pair_mean(x, x, m)[0] for x in mono_langs]
             cross_rows = []
             for x in langs:
-                out[keys.key(d, keys.MONO, name, keys.pair(x, x))] = self.pair_mean(x, x, m)[0]
-                row = []
-                for y in langs:
-                    if y != x:
+                if x in mono_langs:
+                    out[keys.key(d, keys.MONO, name, keys.pair(x, x))] = mono[mono_langs.index(x)]
+                if x in cross_langs:
+                    row = []
+                    for y in targets[x]:
                         value = self.pair_mean(x, y, m)[0]
                         out[keys.key(d, keys.CROSS, name, keys.pair(x, y))] = value
                         row.append(value)
-                cross_rows.append(float(np.nanmean(row)) if row else float("nan"))
-                out[keys.key(d, keys.CROSS, name, x)] = cross_rows[-1]
-                out[keys.key(d, keys.MULTI, name, x)] = self.multi_mean(x, m)[0]
-            out[keys.key(d, keys.MONO, name)] = float(np.nanmean(mono))
-            out[keys.key(d, keys.CROSS, name)] = float(np.nanmean(cross_rows)) if len(langs) > 1 else float("nan")
-            out[keys.key(d, keys.MULTI, name)] = float(np.nanmean([self.multi_mean(x, m)[0] for x in langs]))
-        bias = [self.multi_mean(x, keys.RANK_DISTANCE)[0] for x in langs]
-        out.update({keys.key(d, keys.MULTI, keys.RANK_DISTANCE, x): v for x, v in zip(langs, bias)})
-        out[keys.key(d, keys.MULTI, keys.RANK_DISTANCE)] = float(np.nanmean(bias))
-        out[keys.key(d, keys.CROSS, keys.MISSING_QUERIES)] = float(
-            sum(self.pair_mean(x, y, "map")[1] for x in langs for y in langs if x != y)
-        )
-        out[keys.key(d, keys.MULTI, keys.MISSING_QUERIES)] = float(sum(self.multi_mean(x, "map")[1] for x in langs))
+                    cross_rows.append(float(np.nanmean(row)))
+                    out[keys.key(d, keys.CROSS, name, x)] = cross_rows[-1]
+                if x in multi_langs:
+                    out[keys.key(d, keys.MULTI, name, x)] = self.multi_mean(x, m)[0]
+            if mono_langs:
+                out[keys.key(d, keys.MONO, name)] = float(np.nanmean(mono))
+            if cross_langs:
+                out[keys.key(d, keys.CROSS, name)] = float(np.nanmean(cross_rows))
+            if multi_langs:
+                out[keys.key(d, keys.MULTI, name)] = float(np.nanmean([self.multi_mean(x, m)[0] for x in multi_langs]))
+        if multi_langs:
+            bias = [self.multi_mean(x, keys.RANK_DISTANCE)[0] for x in multi_langs]
+            out.update({keys.key(d, keys.MULTI, keys.RANK_DISTANCE, x): v for x, v in zip(multi_langs, bias)})
+            out[keys.key(d, keys.MULTI, keys.RANK_DISTANCE)] = float(np.nanmean(bias))
+        if self.count_missing:
+            if cross_langs:
+                out[keys.key(d, keys.CROSS, keys.MISSING_QUERIES)] = float(
+                    sum(self.pair_mean(x, y, "map")[1] for x in cross_langs for y in targets[x]))
+            if multi_langs:
+                out[keys.key(d, keys.MULTI, keys.MISSING_QUERIES)] = float(
+                    sum(self.multi_mean(x, "map")[1] for x in multi_langs))
         return out
 
 

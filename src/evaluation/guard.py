@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from src.data.lareqa import LareqaDataset
 from src.data.text import normalise  # one normalisation, shared with the false-negative mask
+from src.evaluation.kinds import kind_of
 
 
 class ZeroShotOverlapError(ValueError):
@@ -50,25 +51,24 @@ def content_hashes(texts: Iterable[str], min_chars: int) -> set[bytes]:
 
 
 def overlap_with(
-    seen: Container[bytes], eval_sets: Mapping[str, LareqaDataset], min_chars: int = 0, keep: int = 5
+    seen: Container[bytes], eval_sets: Mapping[str, Any], min_chars: int = 0, keep: int = 5
 ) -> OverlapReport:
     """Evaluation questions and candidates (>= min_chars letters/digits) whose hash is in `seen`."""
     report = OverlapReport()
     for name, ds in eval_sets.items():
         hits: list[str] = []
         count = 0
-        for split in ds.by_lang.values():
-            for text in [q.text for q in split.questions] + [c.sentence for c in split.candidates]:
-                if text_hash(text) in seen and is_content(text, min_chars):
-                    count += 1
-                    if len(hits) < keep:
-                        hits.append(text)
+        for text in kind_of(ds).texts(ds):  # every query and candidate text, whatever the kind
+            if text_hash(text) in seen and is_content(text, min_chars):
+                count += 1
+                if len(hits) < keep:
+                    hits.append(text)
         report.counts[name], report.examples[name] = count, hits
     return report
 
 
 def find_overlap(
-    train_texts: Iterable[str], eval_sets: Mapping[str, LareqaDataset], min_chars: int = 10, keep: int = 5
+    train_texts: Iterable[str], eval_sets: Mapping[str, Any], min_chars: int = 10, keep: int = 5
 ) -> OverlapReport:
     """Evaluation questions and candidates whose text occurs in training (training texts >= min_chars)."""
     return overlap_with(content_hashes(train_texts, min_chars), eval_sets, keep=keep)
@@ -86,7 +86,7 @@ def refuse_overlap(report: OverlapReport, allow_overlap: bool, source: str = "th
 
 def check_zero_shot(
     train_texts: Iterable[str],
-    eval_sets: Mapping[str, LareqaDataset],
+    eval_sets: Mapping[str, Any],
     allow_overlap: bool = False,
     min_chars: int = 10,
 ) -> OverlapReport:

@@ -206,11 +206,16 @@ def macro_values(metrics: Mapping[str, float], dataset: str, setting: str) -> di
     return dict(sorted(found.items()))
 
 
-def summary_rows(metrics: Mapping[str, float], datasets: Sequence[str],
-                 names: Sequence[str] = GRID_METRICS) -> Iterator[tuple[str, str, list[float], float | None]]:
-    """(set, setting, macro values of `names` (NaN if absent), multi's rank distance or None) per row."""
+def summary_rows(metrics: Mapping[str, float], datasets: Sequence[str], names: Sequence[str] = GRID_METRICS,
+                 skip_absent: bool = False) -> Iterator[tuple[str, str, list[float], float | None]]:
+    """(set, setting, macro values of `names` (NaN if absent), multi's rank distance or None) per row.
+
+    `skip_absent`: no row for a setting without any of the keys (one the set's kind does not score, such as
+    translation retrieval's mono)."""
     for dataset in datasets:
         for setting in SETTINGS:
+            if skip_absent and not any(key(dataset, setting, logged_name(n)) in metrics for n in names):
+                continue
             values = [metrics.get(key(dataset, setting, logged_name(n)), float("nan")) for n in names]
             bias = metrics.get(key(dataset, MULTI, RANK_DISTANCE)) if setting == MULTI else None
             yield dataset, setting, values, bias

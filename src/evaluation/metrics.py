@@ -117,6 +117,7 @@ def ranks_from_embeddings(
     candidates: np.ndarray,
     rel: np.ndarray,
     block_size: int = 256,
+    exclude: np.ndarray | None = None,
 ) -> np.ndarray:
     """Ranks as in :func:`relevant_ranks` for float32 inner-product scores, built per query block.
 
@@ -125,6 +126,10 @@ def ranks_from_embeddings(
     result equals ``relevant_ranks(queries @ candidates.T, rel)`` whenever BLAS produces the same
     float32 products for a row block as for the full matrix (always true for exactly representable
     products, e.g. small-integer embeddings; float rounding could otherwise only flip near-exact ties).
+
+    `exclude` (n_queries,) names one candidate column per query that is not in its pool (-1: none), e.g. the
+    query sentence itself when every sentence is both a query and a candidate: it is ranked below every
+    other candidate, so the ranks are those of the pool without it. It must not be a relevant column.
     """
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
@@ -133,14 +138,32 @@ def ranks_from_embeddings(
     if q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
         raise ValueError(f"queries (nq, d) and candidates (nc, d) must share d, got {q.shape} and {c.shape}")
     rel = _validate_rel(rel, q.shape[0], c.shape[0])
+    excluded = None if exclude is None else _validate_exclude(exclude, rel, c.shape[0])
     out = np.zeros(rel.shape, dtype=np.int64)
     c_t = c.T  # a transposed view: BLAS reads it with a trans flag, no copy of the candidate matrix
     for start in range(0, q.shape[0], block_size):
         block_scores = q[start:start + block_size] @ c_t
         # NaN can arise from NaN/inf embeddings (inf * 0); check per block since no full matrix exists.
         _check_scores(block_scores)
+        if excluded is not None:
+            # -inf is below every finite score and equals none: the other candidates' ranks are unchanged.
+            rows = np.flatnonzero(excluded[start:start + block_size] >= 0)
+            block_scores[rows, excluded[start + rows]] = -np.inf
         out[start:start + block_size] = _ranks_of_block(block_scores, rel[start:start + block_size])
     return out
+
+
+def _validate_exclude(exclude: np.ndarray, rel: np.ndarray, n_candidates: int) -> np.ndarray:
+    """An (n_queries,) int64 column per query (-1 = none), in range and never one of the query's relevant."""
+    ex = np.asarray(exclude)
+    if ex.shape != (rel.shape[0],) or (ex.size and not np.issubdtype(ex.dtype, np.integer)):
+        raise ValueError(f"exclude must be an integer array of shape ({rel.shape[0]},), got {ex.shape} {ex.dtype}")
+    ex = ex.astype(np.int64, copy=False)
+    if ex.size and (ex.min() < -1 or ex.max() >= n_candidates):
+        raise ValueError(f"exclude entries must be -1 or in [0, {n_candidates}), got [{ex.min()}, {ex.max()}]")
+    if rel.size and np.any((rel == ex[:, None]) & (ex[:, None] >= 0)):
+        raise ValueError("exclude names a relevant candidate of its query")
+    return ex
 
 
 def _as_ranks(ranks: np.ndarray) -> np.ndarray:

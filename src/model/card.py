@@ -47,13 +47,15 @@ class ModelCard:
     def of_training(cls, model: ModelSchema, sampling: SamplingSchema, data: DataSchema, seed: int,
                     metrics: Mapping[str, float], steps: int, run_id: str | None = None) -> ModelCard:
         """The card of a `src.run` training run: its config sections, final metrics and optimizer steps."""
+        from src.config import GRID_KINDS
+
         return cls(
             base_model=model.name, pretrained=str(model.pretrained), pooling=model.pooling,
             query_prefix=model.query_prefix, passage_prefix=model.passage_prefix,
             sampler=sampling.name, alpha=sampling.alpha, seed=seed,
             train_data=data.train.name, train_languages=list(data.train.languages or []),
             steps=int(steps), batch_size=data.batch_size, metrics=dict(metrics),
-            eval_sets=[n for n, d in (data.eval or {}).items() if d.kind == "lareqa"], run_id=run_id,
+            eval_sets=[n for n, d in (data.eval or {}).items() if d.kind in GRID_KINDS], run_id=run_id,
         )
 
     def metric_table(self) -> str:
@@ -61,7 +63,7 @@ class ModelCard:
         from src.reporting.tables import markdown
 
         rows = []
-        for name, setting, values, bias in keys.summary_rows(self.metrics, self.eval_sets):
+        for name, setting, values, bias in keys.summary_rows(self.metrics, self.eval_sets, skip_absent=True):
             if all(math.isnan(v) for v in values):
                 continue
             rows.append([f"{name} / {setting}", *(f"{v:.4f}" for v in values),

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from src.config import ModelSchema
 
 Pooling = Literal["mean", "cls", "pooler"]
-Side = Literal["query", "passage"]
+# `sentence`: both sides of a symmetric task (translation retrieval): the query prefix (E5's rule for symmetric
+# tasks) and the longer of the two length limits, since a sentence is as long as a passage.
+Side = Literal["query", "passage", "sentence"]
 ENCODER_FILE = "xlir_encoder.json"  # pooling/prefix/length settings saved next to an exported model
 
 
@@ -114,8 +116,9 @@ class BiEncoder(nn.Module):
         self.model.train()
         self.pretrained = pretrained
         self.pooling = pooling
-        self.prefixes = {"query": query_prefix, "passage": passage_prefix}
-        self.max_lengths = {"query": max_query_length, "passage": max_passage_length}
+        self.prefixes = {"query": query_prefix, "passage": passage_prefix, "sentence": query_prefix}
+        self.max_lengths = {"query": max_query_length, "passage": max_passage_length,
+                            "sentence": max(max_query_length, max_passage_length)}
         self.normalize = normalize
         self.pad_to_multiple_of = pad_to_multiple_of
         if freeze_embeddings:

@@ -81,15 +81,21 @@ def query_contributions(arrays: Mapping[str, np.ndarray], languages: Sequence[st
     if setting not in keys.SETTINGS:
         raise ValueError(f"setting must be one of {keys.SETTINGS}, got {setting!r}")
     per_lang = []
+    scored = {name.rpartition("/")[0] for name in arrays}  # `{setting}/{group}` of every saved array
     for x in languages:
         if setting == keys.MULTI:
             names = [keys.array_key(keys.MULTI, x, metric)]
         else:
             names = [keys.pair_array_key(x, y, metric) for y in languages if keys.pair_setting(x, y) == setting]
+        # Kinds that score fewer pairs (translation retrieval, Tatoeba's pair tables) save only those; a scored
+        # pair without the metric is a wrong metric name.
+        names = [k for k in names if k.rpartition("/")[0] in scored]
         missing = [k for k in names if k not in arrays]
         if missing:
             raise KeyError(f"per-query arrays lack {missing[0]!r} (have e.g. {sorted(arrays)[:3]})")
         pairs = [np.asarray(arrays[k], dtype=np.float64) for k in names]
+        if not pairs:  # no pair of this setting for x: its queries contribute nothing, but keep their places
+            pairs = [np.full(_rows_of(arrays, x), np.nan)]
         valid = [p for p in pairs if np.isfinite(p).any()]
         share = np.zeros_like(pairs[0]) if pairs else np.zeros(0)
         for p in valid:
@@ -102,14 +108,31 @@ def query_contributions(arrays: Mapping[str, np.ndarray], languages: Sequence[st
     return np.concatenate([s / n_groups for s, _ in per_lang])
 
 
-def question_clusters(qids: Mapping[str, np.ndarray], languages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _rows_of(arrays: Mapping[str, np.ndarray], lang: str) -> int:
+    """How many queries `lang` has: the length of any of its per-query arrays; KeyError if it has none."""
+    for name, values in arrays.items():
+        if keys.parse_array_key(name)[1] == lang:
+            return len(values)
+    raise KeyError(f"per-query arrays have no query language {lang!r} (have e.g. {sorted(arrays)[:3]})")
+
+
+def question_clusters(qids: Mapping[str, np.ndarray], languages: Sequence[str],
+                      units: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(sorted question ids, question index of every query) for queries in query_contributions' order.
 
     A qid is `{lang}:{xling_id}` (src/data/lareqa.py): all translations of a question share the xling_id.
+    `units` (per_query.npz's `clusters/{x}`) overrides it per language where rows are not independent
+    (NTREX lines: every line of a document is one unit).
     """
+    units = units or {}
+
+    def unit_ids(x: str) -> list[str]:
+        return (np.asarray(units[x]).tolist() if x in units else
+                [q.split(":", 1)[-1] for q in np.asarray(qids[x]).tolist()])
+
     first_seen: dict[str, int] = {}
-    index = np.fromiter((first_seen.setdefault(q.split(":", 1)[-1], len(first_seen))
-                         for x in languages for q in np.asarray(qids[x]).tolist()), dtype=np.int64)
+    index = np.fromiter((first_seen.setdefault(u, len(first_seen)) for x in languages for u in unit_ids(x)),
+                        dtype=np.int64)
     names = np.array(list(first_seen), dtype=str)
     order = np.argsort(names, kind="stable")
     rank = np.empty_like(order)

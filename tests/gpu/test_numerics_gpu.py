@@ -72,15 +72,16 @@ def test_gradcache_replays_dropout_and_bf16(tiny_dir: Path) -> None:
 
 def test_grid_on_cuda_equals_cpu(real_data: Path, exact_fp32: None) -> None:
     """All of XQuAD-R (121 pairs + pooled) encoded on CUDA ranks like on the CPU: every mAP within 1e-4."""
-    from bench.common import compose
-    from src.data.sets import load_eval_sets, load_training_pairs
+    from bench.common import compose, eval_sets
+    from src.data.sets import load_training_pairs
     from src.evaluation.driver import evaluate_sets
     from src.model.encoder import build_encoder
 
-    cfg = compose(["model=tiny", "data=mlqa_r_to_xquad_r", f"paths.data_dir={real_data.parent}"])
+    overrides = ["model=tiny", "data=mlqa_r_to_xquad_r", f"paths.data_dir={real_data.parent}"]
+    cfg = compose(overrides)
     pairs = load_training_pairs(cfg.data.train, cfg.seed)
     enc = build_encoder(cfg.model, texts=pairs.queries + pairs.passages)
-    sets = load_eval_sets(cfg.data.eval)
+    sets = eval_sets(overrides)
     cpu, _, _ = evaluate_sets(enc, sets, batch_size=cfg.eval.batch_size, precision="32-true")
     cuda, _, _ = evaluate_sets(enc.cuda(), sets, batch_size=cfg.eval.batch_size, precision="32-true")
     keys = [k for k in cpu if "/map" in k]

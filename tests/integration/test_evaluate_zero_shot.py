@@ -65,7 +65,7 @@ def compose_eval(tmp_path: Path, model: Path, mini: Path, *overrides: str) -> Di
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose("evaluate", overrides=[
             "model=tiny", f"model.pretrained={model}", "trainer.precision=32-true", "eval.exports=false",
-            "~data.eval.xquad_r", f"+data.eval.mini={{name: mini, kind: lareqa, path: '{mini}', languages: [en,de,zh]}}",
+            "~data.eval.xquad_r", f"+data.eval.mini={{name: mini, kind: lareqa, domain: test-fixture, path: '{mini}', languages: [en,de,zh]}}",
             f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", f"paths.output_dir={tmp_path / 'run'}",
             f"paths.cache_dir={tmp_path / 'cache'}", *overrides])
 

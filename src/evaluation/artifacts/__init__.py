@@ -1,4 +1,4 @@
-"""Files of one LAReQA evaluation set, written from a GridResult / Embeddings only (no re-encoding needed).
+"""Files of one grid evaluation set (any grid kind), written from a GridResult / Embeddings only (no re-encoding).
 
 One module per file kind: grid_csv (`grid_{metric}.csv`, `rank_distance.csv`), heatmap (`heatmap_map.png`),
 per_query (`per_query.npz`, the format src/report.py reads), trec (`trec/run.{setting}.trec` and
@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from src.data.lareqa import LareqaDataset
 from src.evaluation import keys
-from src.evaluation.artifacts import embeddings
-from src.evaluation.artifacts.grid_csv import write_grid_csv
+from src.evaluation.artifacts.grid_csv import write_breakdown_csv, write_grid_csv
 from src.evaluation.artifacts.heatmap import plot_heatmap
 from src.evaluation.artifacts.per_query import save_per_query
-from src.evaluation.artifacts.trec import write_trec
 from src.evaluation.grid import Embeddings, GridResult
 
 
 def export_all(
-    dataset: LareqaDataset,
+    dataset: Any,
     emb: Embeddings,
     result: GridResult,
     out_dir: Path,
@@ -31,22 +29,27 @@ def export_all(
     trec: bool = True,
 ) -> Path:
     """Every file of one evaluation set into `out_dir` (embeddings under `embeddings/` if asked); returns it."""
+    from src.evaluation.kinds import kind_of
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_grid_csv(result, out_dir)
     for metric in heatmap_metrics:
         plot_heatmap(result, out_dir / f"heatmap_{keys.logged_name(metric)}.png", metric)
-    save_per_query(result, out_dir, dataset)
+    label_name = getattr(dataset, "label_name", None)
+    save_per_query(result, out_dir, dataset, label_name)
+    if label_name is not None:  # SIB-200 by topic, TICO-19 by origin
+        write_breakdown_csv(dataset, result, out_dir / f"by_{label_name}.csv")
     if trec:
-        write_trec(dataset, emb, out_dir / "trec", depth=trec_depth)
+        kind_of(dataset).write_trec(dataset, emb, out_dir / "trec", trec_depth)
     if save_embeddings:
         # Opt-in: ~40 MB of float32 per 13k texts at 384-d, large for an MLflow artifact.
-        embeddings.save_embeddings(dataset, emb, out_dir / "embeddings")
+        kind_of(dataset).write_embeddings(dataset, emb, out_dir / "embeddings")
     return out_dir
 
 
 def export_sets(
-    datasets: Mapping[str, LareqaDataset],
+    datasets: Mapping[str, Any],
     results: Mapping[str, GridResult],
     embeddings: Mapping[str, Embeddings],
     out_root: Path,

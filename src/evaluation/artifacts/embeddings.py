@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.data.bitext import BitextDataset
 from src.data.lareqa import LareqaDataset
 from src.evaluation.grid import Embeddings
 
@@ -69,3 +70,21 @@ def load_embeddings(out_dir: Path, languages: Sequence[str]) -> Embeddings:
         questions={x: np.load(out_dir / f"{x}.questions.npy") for x in languages},
         candidates={x: np.load(out_dir / f"{x}.candidates.npy") for x in languages},
     )
+
+
+def save_bitext_embeddings(dataset: BitextDataset, emb: Embeddings, out_dir: Path) -> list[Path]:
+    """Per language `{lang}.sentences.npy` (query order, src/data/bitext.py) and `{lang}.sentences.jsonl`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for x in dataset.languages:
+        rows = dataset.rows(x)
+        matrix = np.asarray(emb.questions[x], dtype=np.float32)
+        if matrix.shape[0] != len(rows):
+            raise ValueError(f"embeddings of '{x}' have {matrix.shape[0]} rows, the dataset {len(rows)} sentences")
+        npy, jsonl = out_dir / f"{x}.sentences.npy", out_dir / f"{x}.sentences.jsonl"
+        np.save(npy, matrix)
+        jsonl.write_text("".join(json.dumps({"id": t.ids[i], "table": t.name, "text": t.texts[x][i]},
+                                            ensure_ascii=False) + "\n" for t, i in rows), encoding="utf-8")
+        paths += [npy, jsonl]
+    return paths

@@ -6,6 +6,7 @@ import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,8 +60,27 @@ def write_grid_csv(result: GridResult, out_dir: Path, metrics: Sequence[str] = k
             for name, values in zip(rows, mat):
                 w.writerow([name, *map(_fmt, values)])
         paths.append(path)
-    paths.append(_write_rank_distance_csv(result, out_dir / f"{keys.RANK_DISTANCE}.csv"))
+    if result.multi:  # the pooled setting's bias; Tatoeba has no pooled setting
+        paths.append(_write_rank_distance_csv(result, out_dir / f"{keys.RANK_DISTANCE}.csv"))
     return paths
+
+
+def write_breakdown_csv(dataset: Any, result: GridResult, path: Path, metrics: Sequence[str] = ("map", "r@1")) -> Path:
+    """`by_{label}.csv`: macro values of each scored setting over the rows of each label (SIB-200 topic, ...)."""
+    from src.evaluation.bitext import label_breakdown
+
+    tables = {m: label_breakdown(dataset, result, m) for m in metrics}
+    labels = list(tables[metrics[0]])
+    settings = [s for s in (keys.CROSS, keys.MULTI) if s in result.settings]
+    with Path(path).open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow([dataset.label_name, "rows", *[f"{s}_{keys.logged_name(m)}" for m in metrics for s in settings],
+                    *([f"{keys.MULTI}_{keys.RANK_DISTANCE}"] if keys.MULTI in settings else [])])
+        for label in labels:
+            row = tables[metrics[0]][label]
+            w.writerow([label, str(int(row["rows"])), *[_fmt(tables[m][label][s]) for m in metrics for s in settings],
+                        *([_fmt(row[keys.RANK_DISTANCE])] if keys.MULTI in settings else [])])
+    return Path(path)
 
 
 def _write_rank_distance_csv(result: GridResult, path: Path) -> Path:

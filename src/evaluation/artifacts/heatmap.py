@@ -29,7 +29,7 @@ def plot_heatmap(result: GridResult, path: Path, metric: str = "map") -> Path:
     langs = list(result.languages)
     n_rows, n_cols = grid.shape
     s = result.summary([metric])
-    macro = {st: s[keys.key(result.dataset, st, keys.logged_name(metric))] for st in keys.SETTINGS}
+    macro = {st: s[keys.key(result.dataset, st, keys.logged_name(metric))] for st in result.settings}
 
     if _UNIT_METRICS.match(metric):
         vmin, vmax = 0.0, 1.0
@@ -57,7 +57,7 @@ def plot_heatmap(result: GridResult, path: Path, metric: str = "map") -> Path:
             color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=fontsize, color=color)
     # Outline the diagonal: mono pairs are a different setting from their cross neighbours.
-    for i in range(min(n_rows, n_cols - 1)):
+    for i in range(min(n_rows, n_cols - 1) if keys.MONO in result.settings else 0):
         ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=1.5))
     # A gap before the pooled column: it is a different setting, not one more candidate language.
     ax.axvline(n_cols - 1.5, color="white", linewidth=4)
@@ -69,8 +69,8 @@ def plot_heatmap(result: GridResult, path: Path, metric: str = "map") -> Path:
     ax.set_ylabel("query language", fontsize=fontsize + 1)
     ax.tick_params(length=0)
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=fontsize)
-    ax.set_title(f"{result.dataset} · {metric}\nmono {macro['mono']:.3f} · cross {macro['cross']:.3f} · "
-                 f"multi {macro['multi']:.3f}", fontsize=fontsize + 2, pad=8)
+    ax.set_title(f"{result.dataset} · {metric}\n" + " · ".join(f"{st} {v:.3f}" for st, v in macro.items()),
+                 fontsize=fontsize + 2, pad=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
