@@ -98,12 +98,20 @@ def tmx(code: str, rows: list[tuple[str, str, str]]) -> str:
             f'creationtoolversion="unknown"></header><body>\n{units}</body></tmx>\n')
 
 
-def write_tico19(root: Path, defect: str | None = None, extra_tuid: bool = False, two_members: bool = False) -> Path:
-    """`tico19/data/TM/all.en-{ar,es-LA}.tmx.zip`; the options break the es-LA file.
+# Each TICO-19 defect: the text of the es-LA file it replaces, and its replacement.
+TICO_DEFECTS = {
+    "missing_tuv": ('<tuv xml:lang="es-LA"><seg>¿hace', '<tuv xml:lang="fr"><seg>¿hace'),
+    "empty_seg": ("<seg>Lávese las manos.</seg>", "<seg> </seg>"),
+    "no_tuid": ('<tu tuid="wiki_2:4">', "<tu>"),
+    "duplicate": ('<tu tuid="wiki_2:4">', '<tu tuid="CMU_1:3">'),
+    "unknown_origin": ('<tu tuid="wiki_2:4">', '<tu tuid="Blog_2:4">'),
+    "broken_xml": ("</body>", ""),
+}
 
-    defect: one of missing_tuv, empty_seg, no_tuid, duplicate, unknown_origin, broken_xml.
-    """
-    if defect not in (None, "missing_tuv", "empty_seg", "no_tuid", "duplicate", "unknown_origin", "broken_xml"):
+
+def write_tico19(root: Path, defect: str | None = None, extra_tuid: bool = False, two_members: bool = False) -> Path:
+    """`tico19/data/TM/all.en-{ar,es-LA}.tmx.zip`; a `defect` of TICO_DEFECTS (or the options) breaks es-LA's."""
+    if defect is not None and defect not in TICO_DEFECTS:
         raise ValueError(f"unknown TICO-19 fixture defect {defect!r}")
     folder = root / "tico19" / "data" / "TM"
     folder.mkdir(parents=True)
@@ -113,19 +121,8 @@ def write_tico19(root: Path, defect: str | None = None, extra_tuid: bool = False
         if code == "es-LA" and extra_tuid:
             rows.append(("PubMed_9:9", "Extra.", "Extra."))
         text = tmx(code, rows)
-        if code == "es-LA":
-            if defect == "missing_tuv":
-                text = text.replace('<tuv xml:lang="es-LA"><seg>¿hace', '<tuv xml:lang="fr"><seg>¿hace')
-            if defect == "empty_seg":
-                text = text.replace("<seg>Lávese las manos.</seg>", "<seg> </seg>")
-            if defect == "no_tuid":
-                text = text.replace('<tu tuid="wiki_2:4">', "<tu>")
-            if defect == "duplicate":
-                text = text.replace('<tu tuid="wiki_2:4">', '<tu tuid="CMU_1:3">')
-            if defect == "unknown_origin":
-                text = text.replace('<tu tuid="wiki_2:4">', '<tu tuid="Blog_2:4">')
-            if defect == "broken_xml":
-                text = text.replace("</body>", "")
+        if code == "es-LA" and defect is not None:
+            text = text.replace(*TICO_DEFECTS[defect])
         with zipfile.ZipFile(folder / f"all.en-{code}.tmx.zip", "w") as z:
             z.writestr(f"all.en-{code}.tmx", text)
             if two_members and code == "es-LA":
