@@ -21,8 +21,8 @@ import numpy as np
 
 from src.data.bitext import BitextDataset
 from src.evaluation import keys
-from src.evaluation.grid import Embeddings, GridResult
-from src.evaluation.metrics import per_query_metrics, ranks_from_embeddings
+from src.evaluation.grid import Embeddings, GridResult, language_segments
+from src.evaluation.metrics import per_query_metrics, ranks_from_embeddings, ranks_of_views
 
 # Encodes texts as one side ("query"/"passage") to (n, d) float32; context segments are not used here.
 EncodeTexts = Callable[[Sequence[str], str], np.ndarray]
@@ -51,6 +51,11 @@ def _nan_rows(metrics: dict[str, np.ndarray], n: int, rows: np.ndarray) -> dict[
 def score_bitext(dataset: BitextDataset, emb: Embeddings, ks: Sequence[int] = keys.RECALL_CUTOFFS) -> GridResult:
     """Cross pairs inside every table and, for N-way sets, the pooled setting without the query itself."""
     langs = dataset.languages
+    # Tatoeba's English rows outside a pair's table are structural NaNs, not queries without an answer.
+    result = GridResult(dataset=dataset.name, languages=langs, count_missing=len(dataset.tables) == 1)
+    if dataset.multi:
+        _score_pooled_table(dataset, emb, result, ks)
+        return result
     # Rows of each language's query order that belong to each table (Tatoeba: English spans ten tables).
     offsets: dict[tuple[str, str], np.ndarray] = {}
     for x in langs:
@@ -59,8 +64,6 @@ def score_bitext(dataset: BitextDataset, emb: Embeddings, ks: Sequence[int] = ke
             if x in t.texts:
                 offsets[(x, t.name)] = np.arange(position, position + len(t.ids))
                 position += len(t.ids)
-    # Tatoeba's English rows outside a pair's table are structural NaNs, not queries without an answer.
-    result = GridResult(dataset=dataset.name, languages=langs, count_missing=len(dataset.tables) == 1)
     for t in dataset.tables:
         identity = np.arange(len(t.ids), dtype=np.int64)[:, None]  # row i's translation is row i
         for x in t.languages:
@@ -72,17 +75,25 @@ def score_bitext(dataset: BitextDataset, emb: Embeddings, ks: Sequence[int] = ke
                                               identity)
                 metrics = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
                 result.pairs[(x, y)] = _nan_rows(metrics, len(emb.questions[x]), rows_x)
-    if dataset.multi:
-        (t,) = dataset.tables
-        n = len(t.ids)
-        pool = np.concatenate([emb.candidates[y] for y in t.languages], axis=0)
-        for j, x in enumerate(t.languages):
-            others = [k for k in range(len(t.languages)) if k != j]
-            # Row i's translations sit at k * n + i in the pool; the query itself at j * n + i is left out.
-            rel = np.stack([k * n + np.arange(n) for k in others], axis=1).astype(np.int64)
-            ranks = ranks_from_embeddings(emb.questions[x], pool, rel, exclude=j * n + np.arange(n))
-            result.multi[x] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
     return result
+
+
+def _score_pooled_table(dataset: BitextDataset, emb: Embeddings, result: GridResult, ks: Sequence[int]) -> None:
+    """An N-way table: X->Y for every Y and X->pool without the query itself, from one score matrix per X."""
+    (t,) = dataset.tables
+    n = len(t.ids)
+    pool = np.concatenate([emb.candidates[y] for y in t.languages], axis=0)
+    segments = language_segments({y: n for y in t.languages})
+    identity = np.arange(n, dtype=np.int64)[:, None]  # row i's translation is row i
+    for j, x in enumerate(t.languages):
+        others = [y for y in t.languages if y != x]
+        # Row i's translations sit at k * n + i in the pool; the query itself at j * n + i is left out.
+        rel = np.stack([segments[y].start + np.arange(n) for y in others], axis=1).astype(np.int64)
+        views = [(segments[y], identity) for y in others] + [(slice(None), rel)]
+        *cross, pooled = ranks_of_views(emb.questions[x], pool, views, exclude=j * n + np.arange(n))
+        for y, ranks in zip(others, cross):
+            result.pairs[(x, y)] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
+        result.multi[x] = per_query_metrics(pooled, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
 
 
 def label_breakdown(dataset: BitextDataset, result: GridResult, metric: str = "map") -> dict[str, dict[str, float]]:

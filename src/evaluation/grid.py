@@ -13,7 +13,7 @@ import numpy as np
 
 from src.data.lareqa import LareqaDataset
 from src.evaluation import keys
-from src.evaluation.metrics import mean_ignoring_missing, per_query_metrics, ranks_from_embeddings
+from src.evaluation.metrics import mean_ignoring_missing, per_query_metrics, ranks_of_views
 
 # Encodes texts of one side ("query"/"passage"), optionally with context segments, to (n, d) float32.
 EncodeFn = Callable[[Sequence[str], str, Sequence[str] | None], np.ndarray]
@@ -144,16 +144,26 @@ def encode_dataset(dataset: LareqaDataset, encode: EncodeFn, candidate_text: str
     return Embeddings(questions, candidates)
 
 
+def language_segments(sizes: dict[str, int]) -> dict[str, slice]:
+    """Each language's column slice in the pool that concatenates the languages in the given order."""
+    out, start = {}, 0
+    for lang, n in sizes.items():
+        out[lang] = slice(start, start + n)
+        start += n
+    return out
+
+
 def score_grid(dataset: LareqaDataset, emb: Embeddings, ks: Sequence[int] = keys.RECALL_CUTOFFS) -> GridResult:
     """Rank relevant candidates for all L*L pairs and the pooled setting, reusing the embeddings."""
     langs = dataset.languages
     result = GridResult(dataset=dataset.name, languages=langs)
-    for x in langs:
-        for y in langs:
-            ranks = ranks_from_embeddings(emb.questions[x], emb.candidates[y], relevance(dataset, x, [y]))
-            result.pairs[(x, y)] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
     pool = np.concatenate([emb.candidates[y] for y in langs], axis=0)
+    segments = language_segments({y: len(emb.candidates[y]) for y in langs})
     for x in langs:
-        ranks = ranks_from_embeddings(emb.questions[x], pool, relevance(dataset, x, langs))
-        result.multi[x] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
+        # X->Y is the Y columns of X->pool: one score matrix per query language serves both settings.
+        views = [(segments[y], relevance(dataset, x, [y])) for y in langs] + [(slice(None), relevance(dataset, x, langs))]
+        *cross, pooled = ranks_of_views(emb.questions[x], pool, views)
+        for y, ranks in zip(langs, cross):
+            result.pairs[(x, y)] = per_query_metrics(ranks, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
+        result.multi[x] = per_query_metrics(pooled, ks=ks, ndcg_k=keys.NDCG_CUTOFF)
     return result

@@ -11,7 +11,7 @@ exclude them and report how many were excluded (see :func:`mean_ignoring_missing
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -25,6 +25,7 @@ __all__ = [
     "per_query_metrics",
     "rank_distance",
     "ranks_from_embeddings",
+    "ranks_of_views",
     "recall_at_k",
     "recall_at_k_topk",
     "reciprocal_rank",
@@ -70,6 +71,45 @@ def _check_scores(scores: np.ndarray) -> None:
         raise ValueError("scores contain NaN; ranks are undefined")
 
 
+# From this many relevant columns per row on, sorting each row once and bisecting it is cheaper than one
+# counting pass per relevant column (bench/domain_shift.py: ~4x at 10 per row over 22k candidates).
+_SORT_FROM_N_RELEVANT = 3
+
+
+def _ties_before(s: np.ndarray, col: int, value: float) -> int:
+    """#{k < col : s_k == value}: the stable-sort tie-break (lower candidate index first)."""
+    return int(np.count_nonzero(s[:col] == value))
+
+
+def _ranks_by_counting(s: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Ranks of columns `c` (b, m) in rows `s` (b, nc), one comparison pass over the rows per column."""
+    out = np.empty(c.shape, dtype=np.int64)
+    rel_scores = np.take_along_axis(s, c, axis=1)  # (b, m)
+    for j in range(c.shape[1]):
+        r = rel_scores[:, j:j + 1]
+        # rank - 1 = #{k : s_k > s_j} + #{k < j : s_k == s_j}
+        n_greater = np.count_nonzero(s > r, axis=1)
+        tied = np.flatnonzero(np.count_nonzero(s == r, axis=1) > 1)  # rows where s_j is not unique
+        out[:, j] = 1 + n_greater
+        for i in tied:
+            out[i, j] += _ties_before(s[i], c[i, j], rel_scores[i, j])
+    return out
+
+
+def _ranks_by_sorting(s: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The same ranks as :func:`_ranks_by_counting` from one sort per row and a bisection per column."""
+    out = np.empty(c.shape, dtype=np.int64)
+    rel_scores = np.take_along_axis(s, c, axis=1)
+    ordered = np.sort(s, axis=1)
+    n_cand = s.shape[1]
+    for i in range(len(s)):
+        right = np.searchsorted(ordered[i], rel_scores[i], side="right")
+        out[i] = 1 + n_cand - right  # 1 + #{k : s_k > s_j}
+        for j in np.flatnonzero(right - np.searchsorted(ordered[i], rel_scores[i], side="left") > 1):
+            out[i, j] += _ties_before(s[i], c[i, j], rel_scores[i, j])
+    return out
+
+
 def _ranks_of_block(scores: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Count-based 1-based ranks of ``rel`` columns in each row of an already-validated block."""
     n_rows, n_cand = scores.shape
@@ -79,25 +119,12 @@ def _ranks_of_block(scores: np.ndarray, rel: np.ndarray) -> np.ndarray:
         return out
     pad = rel < 0
     cols = np.where(pad, 0, rel)  # padding points at column 0 only so indexing stays in range
-    cand_idx = np.arange(n_cand, dtype=np.int64)
-    # One relevant column at a time: temporaries are (rows, n_candidates), so memory stays linear in the
-    # pool even when the number of relevant candidates per query grows with it (the pooled setting).
+    ranks_of = _ranks_by_sorting if max_rel >= _SORT_FROM_N_RELEVANT else _ranks_by_counting
+    # Temporaries are (rows, n_candidates) at most, so memory stays linear in the pool even when the number
+    # of relevant candidates per query grows with it (the pooled setting).
     step = max(1, _MAX_COMPARISONS // max(n_cand, 1))
     for start in range(0, n_rows, step):
-        s = scores[start:start + step]  # (b, nc)
-        c = cols[start:start + step]  # (b, m)
-        rel_scores = np.take_along_axis(s, c, axis=1)  # (b, m)
-        for j in range(max_rel):
-            r = rel_scores[:, j:j + 1]
-            # rank - 1 = #{k : s_k > s_j} + #{k < j : s_k == s_j}: the second term reproduces the
-            # stable-sort tie-break (lower candidate index first) without sorting the row.
-            n_greater = np.count_nonzero(s > r, axis=1)
-            equal = s == r
-            tied = np.flatnonzero(np.count_nonzero(equal, axis=1) > 1)  # rows where s_j is not unique
-            ties_before = np.zeros(len(s), dtype=np.int64)
-            if len(tied):
-                ties_before[tied] = np.count_nonzero(equal[tied] & (cand_idx < c[tied, j:j + 1]), axis=1)
-            out[start:start + step, j] = 1 + n_greater + ties_before
+        out[start:start + step] = ranks_of(scores[start:start + step], cols[start:start + step])
     out[pad] = 0
     return out
 
@@ -131,15 +158,41 @@ def ranks_from_embeddings(
     query sentence itself when every sentence is both a query and a candidate: it is ranked below every
     other candidate, so the ranks are those of the pool without it. It must not be a relevant column.
     """
+    (ranks,) = ranks_of_views(queries, candidates, [(slice(None), rel)], block_size=block_size, exclude=exclude)
+    return ranks
+
+
+def ranks_of_views(
+    queries: np.ndarray,
+    candidates: np.ndarray,
+    views: Sequence[tuple[slice, np.ndarray]],
+    block_size: int = 256,
+    exclude: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """:func:`ranks_from_embeddings` for several candidate ranges of one score matrix, one matmul per block.
+
+    Each view is ``(columns, rel)``: a contiguous slice of the candidates (one language of a pool) and the
+    relevant columns counted from the slice's start. The cross pairs X->Y and the pooled setting X->all are
+    views of one ``q_X @ pool.T``, so the pool is scored once per query language instead of twice; a column
+    slice of a BLAS product holds the same float32 values as the product with the slice alone (checked by
+    ``tests/evaluation/test_metrics.py`` on the BLAS in use), so every view's ranks are those of its own call.
+    `exclude` counts columns of the whole matrix and only affects views that contain the excluded column.
+    """
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
     q = np.asarray(queries, dtype=np.float32)
     c = np.asarray(candidates, dtype=np.float32)
     if q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
         raise ValueError(f"queries (nq, d) and candidates (nc, d) must share d, got {q.shape} and {c.shape}")
-    rel = _validate_rel(rel, q.shape[0], c.shape[0])
-    excluded = None if exclude is None else _validate_exclude(exclude, rel, c.shape[0])
-    out = np.zeros(rel.shape, dtype=np.int64)
+    spans = [_view_span(cols, c.shape[0]) for cols, _ in views]
+    rels = [_validate_rel(rel, q.shape[0], stop - start) for (start, stop), (_, rel) in zip(spans, views)]
+    excluded = None
+    if exclude is not None:
+        excluded = _validate_exclude(exclude, np.zeros((q.shape[0], 0), dtype=np.int64), c.shape[0])
+        for (start, stop), rel in zip(spans, rels):
+            inside = np.where((excluded >= start) & (excluded < stop), excluded - start, -1)
+            _validate_exclude(inside, rel, stop - start)
+    outs = [np.zeros(rel.shape, dtype=np.int64) for rel in rels]
     c_t = c.T  # a transposed view: BLAS reads it with a trans flag, no copy of the candidate matrix
     for start in range(0, q.shape[0], block_size):
         block_scores = q[start:start + block_size] @ c_t
@@ -149,8 +202,19 @@ def ranks_from_embeddings(
             # -inf is below every finite score and equals none: the other candidates' ranks are unchanged.
             rows = np.flatnonzero(excluded[start:start + block_size] >= 0)
             block_scores[rows, excluded[start + rows]] = -np.inf
-        out[start:start + block_size] = _ranks_of_block(block_scores, rel[start:start + block_size])
-    return out
+        for (lo, hi), rel, out in zip(spans, rels, outs):
+            out[start:start + block_size] = _ranks_of_block(block_scores[:, lo:hi], rel[start:start + block_size])
+    return outs
+
+
+def _view_span(cols: slice, n_candidates: int) -> tuple[int, int]:
+    """(start, stop) of a contiguous column slice of the candidates; a step or an empty slice is an error."""
+    if not isinstance(cols, slice) or cols.step not in (None, 1):
+        raise ValueError(f"a view's columns must be a contiguous slice, got {cols!r}")
+    start, stop, _ = cols.indices(n_candidates)
+    if stop <= start:
+        raise ValueError(f"a view's columns {cols!r} select no candidate of {n_candidates}")
+    return start, stop
 
 
 def _validate_exclude(exclude: np.ndarray, rel: np.ndarray, n_candidates: int) -> np.ndarray:

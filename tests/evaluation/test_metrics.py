@@ -17,6 +17,7 @@ from src.evaluation.metrics import (
     per_query_metrics,
     rank_distance,
     ranks_from_embeddings,
+    ranks_of_views,
     recall_at_k,
     reciprocal_rank,
     relevant_ranks,
@@ -177,6 +178,21 @@ def test_numpy_random_many_ties_equals_stable_argsort() -> None:
         np.testing.assert_array_equal(relevant_ranks(scores, rel), _stable_sort_ranks(scores, rel))
 
 
+@pytest.mark.parametrize("sort_from", [1, 99])
+def test_sorting_and_counting_paths_equal_stable_argsort(monkeypatch: pytest.MonkeyPatch, sort_from: int) -> None:
+    # sort_from=1: every block through sort + bisection; 99: every block through one counting pass per column.
+    monkeypatch.setattr(metrics, "_SORT_FROM_N_RELEVANT", sort_from)
+    rng = np.random.default_rng(99)
+    for _ in range(30):
+        nq, nc = rng.integers(1, 30), rng.integers(1, 200)
+        scores = rng.integers(-2, 3, size=(nq, nc)).astype(np.float32)
+        scores[:, :: max(1, nc // 7)] = -np.inf  # excluded columns tie among themselves at -inf
+        m = int(rng.integers(0, min(nc, 11) + 1))
+        rel = np.stack([rng.permutation(nc)[:m] for _ in range(nq)]).reshape(nq, m)
+        rel[rng.random((nq, m)) < 0.2] = -1
+        np.testing.assert_array_equal(relevant_ranks(scores, rel), _stable_sort_ranks(scores, rel))
+
+
 # ---------------------------------------------------------------------------------------------
 # ranks_from_embeddings
 # ---------------------------------------------------------------------------------------------
@@ -209,6 +225,44 @@ def test_embeddings_blockwise_equals_full_matrix_gaussian() -> None:
     c = rng.standard_normal((400, 32)).astype(np.float32)
     rel = _random_rel(rng, 50, 400, 11)
     np.testing.assert_array_equal(ranks_from_embeddings(q, c, rel, block_size=16), relevant_ranks(q @ c.T, rel))
+
+
+def test_views_equal_one_call_per_slice_and_exclude_only_where_inside() -> None:
+    rng = np.random.default_rng(5)
+    q = rng.integers(-1, 2, size=(41, 6)).astype(np.float32)  # exact products: many ties
+    c = rng.integers(-1, 2, size=(3 * 30, 6)).astype(np.float32)
+    segments = [slice(0, 30), slice(30, 60), slice(60, 90)]
+    exclude = 30 + rng.integers(0, 30, size=41)  # one column of the middle segment per query
+    exclude[::4] = -1
+    rel_seg = [np.stack([rng.permutation(30)[:1] for _ in range(41)]) for _ in segments]
+    rel_seg[1] = np.where(rel_seg[1] == (exclude - 30)[:, None], -1, rel_seg[1])
+    pooled = np.stack([rng.permutation(90)[:5] for _ in range(41)])
+    pooled = np.where(pooled == exclude[:, None], -1, pooled)
+    views = [(sl, r) for sl, r in zip(segments, rel_seg)] + [(slice(None), pooled)]
+    got = ranks_of_views(q, c, views, block_size=8, exclude=exclude)
+    inside = np.where(exclude >= 0, exclude - 30, -1)
+    expected = [ranks_from_embeddings(q, c[segments[0]], rel_seg[0]),
+                ranks_from_embeddings(q, c[segments[1]], rel_seg[1], exclude=inside),
+                ranks_from_embeddings(q, c[segments[2]], rel_seg[2]),
+                ranks_from_embeddings(q, c, pooled, exclude=exclude)]
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+    with pytest.raises(ValueError, match="contiguous slice"):
+        ranks_of_views(q, c, [(slice(0, 90, 2), pooled)])
+    with pytest.raises(ValueError, match="select no candidate"):
+        ranks_of_views(q, c, [(slice(50, 50), pooled)])
+    with pytest.raises(ValueError, match="exclude names a relevant"):
+        ranks_of_views(q, c, [(slice(30, 60), np.where(exclude >= 0, exclude - 30, 0)[:, None])], exclude=exclude)
+
+
+def test_column_slice_of_a_blas_product_equals_the_product_with_the_slice() -> None:
+    # ranks_of_views relies on it: X->Y read from X->pool must give the very float32 scores of X->Y alone.
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((256, 384)).astype(np.float32)
+    pool = rng.standard_normal((5 * 700, 384)).astype(np.float32)
+    full = q @ pool.T
+    for k in range(5):
+        np.testing.assert_array_equal(full[:, k * 700:(k + 1) * 700], q @ pool[k * 700:(k + 1) * 700].T)
 
 
 def test_embeddings_hand_example() -> None:
