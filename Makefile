@@ -9,7 +9,7 @@ export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup data model run test sweep study study-alpha report ui lint bench gpu-bundle clean
+.PHONY: help setup data model run test sweep study study-alpha domain-shift report ui lint bench gpu-bundle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ study: setup data  ## the study: xx/xy/hybrid x seeds 1-3 (~4.0 h measured on 2 
 study-alpha: setup data  ## after the study: hybrid alpha 0.25/0.75 x seeds 1-3 (~2.2 h measured on 2 AMX cores; resumable), report on all 5 samplers + alpha curve -> results/study/alpha
 	$(PY) -m src.run -m sweep=study_alpha $(ARGS)
 	$(PY) -m src.report study --out results/study/alpha
+
+domain-shift: setup data  ## the domain-shift study: the study's 9 jobs (resumed), every out-of-domain set added to them (resumable), the untrained baselines, the pre-registered report -> results/domain_shift
+	$(PY) -m src.run -m sweep=study $(ARGS)
+	$(PY) -m src.evaluate jobs=multirun/study data=domain_shift 'eval.debias=[center,lir]' eval.trec_depth=10
+	$(PY) -m src.evaluate data=domain_shift 'eval.debias=[center,lir]' eval.trec_depth=10 logger.experiment_name=study
+	$(PY) -m src.report multirun/study --analysis domain_shift --samplers xx,xy,hybrid-a0.5 --out results/domain_shift
 
 report: $(VENV)/.installed  ## tables, significance tests, plots of a sweep (ARGS=multirun/<date>/<time> | run id | experiment)
 	$(PY) -m src.report $(ARGS)

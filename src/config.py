@@ -346,6 +346,9 @@ class ConfigSchema:
     logger: LoggerSchema = MISSING
     callbacks: Any = MISSING
     eval: EvalSchema = MISSING
+    # src.evaluate only (conf/evaluate.yaml sets it): a finished sweep whose jobs get the sets added, else None.
+    # No `jobs:` in conf/config.yaml, so training configs and their fingerprints do not carry it.
+    jobs: str | None = None
 
     def __post_init__(self) -> None:
         from src.runtime.hardware import PRECISIONS

@@ -3,6 +3,7 @@
     python -m src.evaluate model=me5_small_bundled data=xquad_r
     python -m src.evaluate ckpt_path=outputs/train/.../checkpoints/last.ckpt
     python -m src.evaluate model.pretrained=outputs/train/.../model
+    python -m src.evaluate jobs=multirun/study data=domain_shift   # add sets to a finished sweep's jobs
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from src.config import ConfigSchema, validate
+from src.config import validate
 
 
 def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
@@ -34,20 +35,17 @@ def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
         )
 
 
-def zero_shot_tags(settings: ConfigSchema, eval_sets: dict[str, Any], corpus_sets: dict[str, Any]
+def zero_shot_tags(trained_on: list[Any], ev: Any, eval_sets: dict[str, Any], corpus_sets: dict[str, Any]
                    ) -> dict[str, str]:
-    """Run training's zero-shot check against the training sets the model records; raises on overlap.
+    """Run training's zero-shot check against the training sets a model records; raises on overlap.
 
     Returns the `zero_shot_check` tag (and `trained_on` when known) in the wording training uses.
     """
     from src.evaluation.guard import zero_shot_tag
-    from src.evaluation.provenance import recorded_training_sets
 
-    trained_on = recorded_training_sets(settings.ckpt_path, str(settings.model.pretrained))
     if not trained_on:
         return {"zero_shot_check": zero_shot_tag(None)}
-    overlapping = sum(fp.check(eval_sets, settings.eval.allow_overlap, settings.eval.overlap_min_chars).total
-                      for fp in trained_on)
+    overlapping = sum(fp.check(eval_sets, ev.allow_overlap, ev.overlap_min_chars).total for fp in trained_on)
     # The guard reads LAReQA questions and sentences; corpus kinds (BEIR, MIRACL) are not hashed.
     unchecked = f" (corpus sets not checked: {', '.join(corpus_sets)})" if corpus_sets else ""
     return {"zero_shot_check": zero_shot_tag(overlapping) + unchecked,
@@ -66,6 +64,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from src.evaluation.artifacts import export_sets
     from src.evaluation.debias import methods
     from src.evaluation.driver import evaluate_sets, summary_table
+    from src.evaluation.provenance import recorded_training_sets
     from src.evaluation.retrieval import evaluate_corpus_sets, load_sets
     from src.model.encoder import build_encoder
     from src.runtime import setup_runtime
@@ -73,6 +72,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from src.tracking.lifecycle import tracked_run
 
     settings = validate(cfg)
+    if settings.jobs is not None:  # a finished sweep's jobs, each into its own run (src/evaluate_jobs.py)
+        from src.evaluate_jobs import evaluate_jobs
+
+        return evaluate_jobs(cfg, settings)
     runtime = setup_runtime(settings.trainer, settings.threads)
     ev = settings.eval
     if not settings.data.eval:
@@ -83,7 +86,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     corpus_sets = {n: load_sets(n, d, settings.paths.cache_dir) for n, d in settings.data.eval.items()
                    if d.kind in CORPUS_KINDS}
     # Before the model loads or a run opens: a set the model was trained on is refused like in training.
-    zero_shot = zero_shot_tags(settings, eval_sets, corpus_sets)
+    trained_on = recorded_training_sets(settings.ckpt_path, str(settings.model.pretrained))
+    zero_shot = zero_shot_tags(trained_on, ev, eval_sets, corpus_sets)
     encoder = build_encoder(settings.model)
     if settings.ckpt_path:
         load_checkpoint_weights(encoder, settings.ckpt_path)

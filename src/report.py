@@ -234,6 +234,38 @@ def build_report(target: Target, out_dir: Path, n_resamples: int = 9999, seed: i
                             {"target": asdict(target)}, zero_shot=fetch_zero_shot(target), samplers=samplers)
 
 
+def build_domain_shift(target: Target, out_dir: Path, n_resamples: int = 9999, seed: int = 0,
+                       samplers: list[str] | None = None) -> dict:
+    """The pre-registered domain-shift analysis (results/domain_shift/README.md) of the target's runs."""
+    from src.reporting import domain_shift
+
+    runs = select_samplers(fetch_runs(target), samplers or list(domain_shift.SAMPLERS))
+    finished, superseded = drop_duplicate_seeds([r for r in runs if r.status == "FINISHED"])
+    groups = group_runs(finished)
+    configs = sorted({c for c, _ in groups})
+    if len(configs) != 1:
+        raise ReportError(f"the domain-shift analysis compares samplers of one configuration; the target's runs "
+                          f"have {len(configs)} ({', '.join(configs) or 'none finished'})")
+    near = [r for r in fetch_zero_shot(target) if domain_shift.NEAR in r.eval_sets]
+    if not near:
+        raise ReportError(f"no FINISHED untrained evaluation (src.evaluate) with {domain_shift.NEAR} in experiment "
+                          f"{target.name}: run `python -m src.evaluate data=domain_shift "
+                          f"'eval.debias=[center,lir]' logger.experiment_name={target.name}` first")
+    # The untrained run that covers the most pre-registered sets (the domain_shift preset's).
+    untrained = max(near, key=lambda r: (len(set(r.eval_sets) & set(domain_shift.PRIMARY)), r.start_time))
+    with tempfile.TemporaryDirectory() as tmp:
+        report = domain_shift.write_domain_shift({s: rs for (_, s), rs in groups.items()}, untrained,
+                                                 PerQueryCache(target.tracking_uri, Path(tmp)), out_dir,
+                                                 n_resamples, seed)
+    write_csv(out_dir / "runs.csv", run_rows([*runs, untrained]))
+    unfinished = [r for r in runs if r.status != "FINISHED"]
+    report = {"target": asdict(target), "analysis": "domain_shift", **report, "n_finished": len(finished),
+              "n_unfinished": len(unfinished), "superseded": [r.name for r in superseded],
+              "provenance": provenance([*runs, untrained])}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
 def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup, n_resamples: int = 9999,
                  seed: int = 0, meta: dict | None = None, zero_shot: list[RunRecord] | None = None,
                  samplers: list[str] | None = None) -> dict:
@@ -247,7 +279,8 @@ def write_report(runs: list[RunRecord], out_dir: Path, per_query: PerQueryLookup
     out_dir.mkdir(parents=True, exist_ok=True)
     eval_sets = sorted({s for r in finished for s in r.eval_sets})
     groups = group_runs(finished)
-    cols = columns(eval_sets)
+    # Only the columns some run logged: translation retrieval has no mono, Tatoeba no pooled setting.
+    cols = [c for c in columns(eval_sets) if any(c in r.metrics for r in finished)]
     comparisons = significance(groups, cols, per_query, n_resamples, seed)
     configs = sorted({c for c, _ in groups})
     _write_tables(out_dir, groups, cols, comparisons, eval_sets, configs, unfinished, finished, superseded, samplers)
@@ -422,12 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samplers", type=lambda s: [x for x in s.split(",") if x], default=None,
                         help="comma-separated sampler labels (xx,xy,hybrid-a0.5): report these runs only, so the "
                              "tests and their Holm family cover them alone (default: every sampler)")
+    parser.add_argument("--analysis", choices=("study", "domain_shift"), default="study",
+                        help="study: every sampler pair on every set (results/study); domain_shift: the "
+                             "pre-registered out-of-domain analysis (results/domain_shift/README.md)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         target = resolve_target(args.target, args.tracking_uri)
         out_dir = args.out or Path("reports") / target.name
-        report = build_report(target, out_dir, args.resamples, args.seed, args.samplers)
+        build = build_domain_shift if args.analysis == "domain_shift" else build_report
+        report = build(target, out_dir, args.resamples, args.seed, args.samplers)
     except ReportError as err:
         print(f"report: {err}", file=sys.stderr)
         return 2

@@ -157,6 +157,14 @@ def debiased_variants(metrics: Iterable[str], dataset: str) -> list[str]:
 CURVE_KEYS = (VALIDATION_LOSS, *(key(VALIDATION, s, "map") for s in SETTINGS), key(VALIDATION, MULTI, RANK_DISTANCE))
 
 
+def array_metric(logged: str) -> str:
+    """The per-query array name (per_query.npz) of a logged grid metric: `r1` -> `r@1`, `map` unchanged."""
+    for name in GRID_METRICS:
+        if logged_name(name) == logged:
+            return name
+    return logged
+
+
 def time_key(dataset: str, phase: str) -> str:
     """Seconds a phase (`encode`, `score`, `search`) of one set took: `{set}/time/{phase}_s`."""
     return key(dataset, TIME, f"{phase}_s")

@@ -167,6 +167,23 @@ def kind_of(dataset: Any) -> GridKind:
                     f"(grid kinds: {', '.join(k.name for k in GRID_KINDS)})")
 
 
+def set_fingerprint(dataset: Any, settings: Sequence[str] = ()) -> str:
+    """16 hex digits of SHA-256 over a grid set's kind, languages, every text in encoding order and `settings`.
+
+    The same files read with the same config give the same value on any machine (no paths in it); `settings`
+    adds what else changes the numbers (debias methods, candidate text), so a different evaluation of the same
+    texts is not mistaken for this one.
+    """
+    import hashlib
+
+    kind = kind_of(dataset)
+    h = hashlib.sha256(f"{kind.name}\0{','.join(dataset.languages)}\0{chr(0).join(settings)}".encode())
+    for text in kind.texts(dataset):
+        h.update(text.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
 def grid_kind_names() -> tuple[str, ...]:
     """The `kind:` values whose sets a training run can evaluate (encoded in-process)."""
     return tuple(k.name for k in GRID_KINDS)

@@ -126,3 +126,56 @@ def heatmaps(grids: Mapping[str, tuple[np.ndarray, Sequence[str], Sequence[str]]
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
+
+
+def gain_heatmap(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: Path) -> Path:
+    """Gains over the untrained model (rows: samplers and baselines; columns: set × column), red < 0 < blue."""
+    fig = _figure(max(6.0, 0.62 * len(cols) + 2.2), max(2.6, 0.42 * len(rows) + 2.4), layout="constrained")
+    ax = fig.subplots()
+    # Each column on its own scale (mAP gains are hundredths, rank-distance gains hundreds): colours are the
+    # gain relative to the column's largest absolute gain, the printed numbers are the gains themselves.
+    scale = np.nanmax(np.abs(values), axis=0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(scale > 0, values / scale, 0.0)
+    im = ax.imshow(np.ma.masked_invalid(rel), cmap="RdBu", vmin=-1.0, vmax=1.0, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                text = f"{values[i, j]:+.0f}" if abs(values[i, j]) >= 10 else f"{values[i, j]:+.3f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=6.5,
+                        color="white" if abs(rel[i, j]) > 0.6 else "black")
+    ax.set_xticks(range(len(cols)), cols, fontsize=7, rotation=60, ha="left")
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.xaxis.tick_top()
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label="gain / column's largest |gain|")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def retention_bars(bars_by_column: Mapping[str, Mapping[str, Sequence[tuple[str, float, float]]]],
+                   path: Path) -> Path:
+    """Retention (mean ± 95 % CI over seeds) per set, one panel per column, one bar per sampler; 1 = kept."""
+    n = max(1, len(bars_by_column))
+    fig = _figure(4.2 * n, 3.4)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, (column, by_sampler) in zip(axes, bars_by_column.items()):
+        samplers = list(by_sampler)
+        sets = sorted({s for rows in by_sampler.values() for s, _, _ in rows})
+        if not sets:
+            ax.text(0.5, 0.5, "not reported:\nno XQuAD-R gain to retain", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+        width = 0.8 / max(1, len(samplers))
+        for k, sampler in enumerate(samplers):
+            found = {s: (m, ci) for s, m, ci in by_sampler[sampler]}
+            xs = np.arange(len(sets)) + (k - (len(samplers) - 1) / 2) * width
+            means = [found.get(s, (math.nan, math.nan))[0] for s in sets]
+            errs = [found.get(s, (math.nan, math.nan))[1] for s in sets]
+            ax.bar(xs, means, width, yerr=[e if math.isfinite(e) else 0 for e in errs], capsize=2, label=sampler)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.set_xticks(range(len(sets)), sets, fontsize=7, rotation=30, ha="right")
+        ax.set_title(column, fontsize=9)
+    axes[0].set_ylabel("gain out of domain / gain on XQuAD-R")
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)

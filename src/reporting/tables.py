@@ -245,7 +245,7 @@ def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequen
         if (run.run_id, eval_set) not in questions:
             questions[run.run_id, eval_set] = question_clusters(pq.qids, pq.languages, pq.clusters)
         names, index = questions[run.run_id, eval_set]
-        shares = query_contributions(pq.arrays, pq.languages, setting, metric)
+        shares = query_contributions(pq.arrays, pq.languages, setting, keys.array_metric(metric))
         cache[key] = names, cluster_sums(shares, index, names.size)
         return cache[key]
 

@@ -147,18 +147,24 @@ def log_artifact(
     logger: MLFlowLogger, path: str | Path, artifact_path: str | None = None, skip: tuple[str, ...] = ()
 ) -> None:
     """Upload one file, or a folder's files except the subfolders named in `skip`."""
+    upload(logger.experiment, logger.run_id, path, artifact_path, skip)
+
+
+def upload(client: Any, run_id: str, path: str | Path, artifact_path: str | None = None,
+           skip: tuple[str, ...] = ()) -> None:
+    """:func:`log_artifact` through an MlflowClient, for a run that is not open in this process."""
     p = Path(path)
     if not p.is_dir():
-        logger.experiment.log_artifact(logger.run_id, str(p), artifact_path)
+        client.log_artifact(run_id, str(p), artifact_path)
         return
     for child in sorted(p.iterdir()):
         if child.name in skip:
             continue
         sub = f"{artifact_path}/{child.name}" if artifact_path else child.name
         if child.is_dir():
-            log_artifact(logger, child, sub, skip)
+            upload(client, run_id, child, sub, skip)
         else:
-            logger.experiment.log_artifact(logger.run_id, str(child), artifact_path)
+            client.log_artifact(run_id, str(child), artifact_path)
 
 
 ERROR_TAG = "error"

@@ -1,0 +1,105 @@
+"""Evaluate every finished job of a sweep on more sets, into the job's own MLflow run (`src.evaluate jobs=...`).
+
+    python -m src.evaluate jobs=multirun/study data=domain_shift 'eval.debias=[center]'
+    python -m src.evaluate jobs=<parent run id> data=sib200 logger.tracking_uri=sqlite:///other.db
+    python -m src.evaluate jobs=study data=tatoeba                 # every training run of experiment `study`
+
+Each job's selected model (the best-validation weights it exported to `<job>/model`) is scored on the sets of
+`data.eval` it does not have yet; a set it has with the same fingerprint is skipped, so a killed pass resumes.
+Everything is checked before the first model loads: the sweep and its runs, every job's model folder, the sets'
+files, and the zero-shot guard against each job's recorded training sets. Exports go to `<job>/eval/{set}`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from src.config import ConfigError, ConfigSchema
+
+FINISHED = "FINISHED"
+
+
+def _plan(settings: ConfigSchema, eval_sets: dict[str, Any], fingerprints: dict[str, str],
+          params: dict[str, dict[str, str]]) -> list[tuple[Any, list[str], dict[str, str]]]:
+    """(job, sets it lacks, zero-shot tags) per finished job; raises before any work on a bad job or set."""
+    from src.evaluate import zero_shot_tags
+    from src.evaluation.provenance import recorded_training_sets
+    from src.tracking.jobs import JobsError, find_jobs, pending_sets
+
+    jobs = find_jobs(str(settings.jobs), settings.logger.tracking_uri)
+    plan = []
+    for job in jobs:
+        if job.status != FINISHED:
+            print(f"{job.name}: {job.status}, not evaluated (only finished jobs have a selected model)")
+            continue
+        if not (job.model_dir / "config.json").is_file():
+            raise JobsError(f"{job.name}: no exported model in {job.model_dir} (a job trained with "
+                            "export_model=false has no selected weights to evaluate)")
+        todo = pending_sets(job, fingerprints, params)
+        trained_on = recorded_training_sets(None, str(job.model_dir))
+        if not trained_on:
+            raise JobsError(f"{job.name}: {job.model_dir} records no training sets, so the zero-shot guard "
+                            "cannot check the new sets against them")
+        tags = zero_shot_tags(trained_on, settings.eval, {n: eval_sets[n] for n in todo}, {}) if todo else {}
+        plan.append((job, todo, tags))
+    return plan
+
+
+def _fingerprints(settings: ConfigSchema, eval_sets: dict[str, Any]) -> dict[str, str]:
+    """Each set's fingerprint: its texts plus the evaluation settings that change its numbers."""
+    from src.evaluation.kinds import set_fingerprint
+
+    ev = settings.eval
+    extra = (f"debias={','.join(ev.debias)}", f"debias_k={ev.debias_k}", f"candidate_text={ev.candidate_text}")
+    return {name: set_fingerprint(ds, extra) for name, ds in eval_sets.items()}
+
+
+def evaluate_jobs(cfg: DictConfig, settings: ConfigSchema) -> dict[str, Any]:
+    """Validate everything, then per job: load its model, evaluate the sets it lacks, add them to its run."""
+    from src.config import CORPUS_KINDS
+    from src.data.sets import load_eval_sets
+    from src.evaluation.artifacts import export_sets
+    from src.evaluation.debias import methods
+    from src.evaluation.driver import evaluate_sets
+    from src.model.encoder import build_encoder
+    from src.runtime import setup_runtime
+    from src.tracking.jobs import record_sets, set_params
+
+    corpus = [n for n, d in settings.data.eval.items() if d.kind in CORPUS_KINDS]
+    if corpus:
+        raise ConfigError(f"jobs={settings.jobs}: data.eval.{corpus[0]} is a corpus kind; adding sets to a "
+                          "sweep's jobs covers the grid kinds (lareqa, bitext)")
+    if not settings.data.eval:
+        raise ConfigError("data.eval is empty: choose the sets to add, e.g. data=domain_shift")
+    eval_sets = load_eval_sets(settings.data.eval)
+    fingerprints = _fingerprints(settings, eval_sets)
+    params = {name: set_params(cfg.data.eval[name]) for name in eval_sets}
+    plan = _plan(settings, eval_sets, fingerprints, params)
+    runtime = setup_runtime(settings.trainer, settings.threads)
+    ev = settings.eval
+    added: dict[str, Any] = {}
+    for job, todo, tags in plan:
+        if not todo:
+            print(f"{job.name}: has every set already, skipped")
+            continue
+        encoder = build_encoder(settings.model, pretrained=str(job.model_dir))
+        if runtime.device == "cuda":
+            encoder.cuda()
+        sets = {n: eval_sets[n] for n in todo}
+        metrics, results, embeddings = evaluate_sets(encoder, sets, ev.batch_size, ev.candidate_text,
+                                                     runtime.precision, debias=methods(ev.debias),
+                                                     debias_k=ev.debias_k)
+        folders: dict[str, Path] = {}
+        if ev.exports:
+            folders = export_sets(sets, results, embeddings, job.run_dir / "eval", trec_depth=ev.trec_depth,
+                                  save_embeddings=ev.save_embeddings)
+        skip = () if ev.log_large_artifacts else ("trec", "embeddings")
+        extra_tags = {f"{k}.{n}": v for k, v in tags.items() for n in todo}
+        record_sets(job, settings.logger.tracking_uri, metrics, todo, fingerprints, params, folders, skip,
+                    extra_tags)
+        added[job.name] = sorted(todo)
+        print(f"{job.name}: added {', '.join(todo)} to run {job.run_id} ({job.run_dir})")
+    return added
