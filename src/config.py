@@ -257,6 +257,12 @@ class OptimSchema:
 
 
 @dataclass
+class ConsoleSchema:
+    quiet: bool = MISSING
+    progress_bar: Any = MISSING
+
+
+@dataclass
 class LoggerSchema:
     experiment_name: str = MISSING
     tracking_uri: str = MISSING
@@ -346,6 +352,7 @@ class ConfigSchema:
     logger: LoggerSchema = MISSING
     callbacks: Any = MISSING
     eval: EvalSchema = MISSING
+    console: ConsoleSchema = MISSING
     # src.evaluate only (conf/evaluate.yaml sets it): a finished sweep whose jobs get the sets added, else None.
     # No `jobs:` in conf/config.yaml, so training configs and their fingerprints do not carry it.
     jobs: str | None = None

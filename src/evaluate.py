@@ -68,10 +68,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from src.evaluation.retrieval import evaluate_corpus_sets, load_sets
     from src.model.encoder import build_encoder
     from src.runtime import setup_runtime
+    from src.runtime.console import apply_console
     from src.tracking import mlflow as tracking
     from src.tracking.lifecycle import tracked_run
 
     settings = validate(cfg)
+    apply_console(settings.console)
     if settings.jobs is not None:  # a finished sweep's jobs, each into its own run (src/evaluate_jobs.py)
         from src.evaluate_jobs import evaluate_jobs
 

@@ -33,6 +33,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from src.model.encoder import build_encoder
     from src.model.module import RetrievalModule
     from src.runtime import setup_runtime
+    from src.runtime.console import apply_console
     from src.tracking import mlflow as tracking
     from src.tracking.lifecycle import tracked_run
     from src.tracking.sweep import resume_job, sweep_child
@@ -43,6 +44,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # `_target_` are instantiated from `cfg` (its ${paths.output_dir} resolves to the run folder chosen below);
     # plain values come from the validated, typed sections of `settings`.
     settings = validate(cfg)
+    apply_console(settings.console)
     if settings.data.train is None:
         raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
     # trainer.precision=auto and threads=null resolved for this machine; threads applied before any torch work.
@@ -71,6 +73,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # 2. The trainer knows this process's rank; the batch sampler is built once, for that rank, and checks the
     # batch size against its pools now (the MLflow run is attached to the trainer when it opens, in step 4).
     callbacks = build_callbacks(cfg.callbacks, eval_sets, data.val_set)
+    if cfg.console.progress_bar is not None:
+        callbacks.append(instantiate(cfg.console.progress_bar))
     trainer = instantiate(cfg.trainer, precision=runtime.precision, logger=False, callbacks=callbacks,
                           **slurm_plugins(settings.slurm_auto_requeue))
     sampler = pair_sampler(instantiate(cfg.sampling.sampler), pairs, settings.data.batch_size, seed,

@@ -48,6 +48,8 @@ EXCLUDED_PARAMS = (
     "paths.*", "logger.*", "hydra.*", "trainer.default_root_dir", "callbacks.*.dirpath", "callbacks.*.export_dir",
     # The host as src/run.py logs it (device, cores, CPU model and flags) and the torch thread count.
     "runtime.*", "threads",
+    # What the console shows (src/runtime/console.py).
+    "console.*",
     # How a run was launched or continued (cf. src/training/resume.py VOLATILE_KEYS); ckpt_path stays: starting from
     # another run's weights is another experiment.
     "resume", "slurm_auto_requeue", "debug.batch_log", "debug.step_sleep_s",

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 RECORD_FILE = "xlir_run.json"
-# Keys that say how or where a run is executed, not what it computes: they may differ on resume.
-VOLATILE_KEYS = ("ckpt_path", "resume", "hydra")
+# Keys that say how or where a run is executed or shown, not what it computes: they may differ on resume.
+VOLATILE_KEYS = ("ckpt_path", "resume", "hydra", "console")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ TINY = ["model=tiny", "trainer.max_steps=12", "data.batch_size=16", "trainer.log
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[Path, Path, str]:
-    """One tiny training run shared by the tests of this module: (store, run folder, stdout)."""
+    """One tiny training run shared by the tests of this module: (store, run folder, stdout); its stderr is kept
+    in the folder as `stderr.txt` for the console test."""
     tmp = tmp_path_factory.mktemp("tiny")
     db, out = tmp / "mlflow.db", tmp / "run"
     proc = run_module(
@@ -26,6 +27,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple
         "model.length_buckets=4",  # the bundled model's default path (tiny runs one forward per side)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (out / "stderr.txt").write_text(proc.stderr)
     return db, out, proc.stdout
 
 
@@ -83,6 +85,31 @@ def test_tiny_run_logs_params_metrics_artifacts(tiny_run: tuple[Path, Path, str]
     from transformers import AutoModel, AutoTokenizer
 
     AutoModel.from_pretrained(exported), AutoTokenizer.from_pretrained(exported)
+
+
+# What a user must see, and what used to bury it (issue: a quiet, readable console).
+NEEDED = (r"^runtime: cpu · precision 32-true", r"train\s+━+ 12/12 .*train/loss: \d", r"encoding xquad_r: [\d,]+/",
+          r"zero-shot retrieval", r"xquad_r / multi", r"^MLflow run: sqlite:", r"^Run folder: .*model: ")
+NOISE = ("faiss.loader", "Loading faiss", "litlogger", "Tip:", "_pytree", "LeafSpec", "Writing model shards",
+         "Loading weights", "Epoch 0/", "v_num", "GPU available", "Seed set to", "INFO:", "Batches:",
+         "Creating initial MLflow database", "Saving model to", "weights_only")
+
+
+def test_console_shows_what_a_user_needs_and_none_of_the_noise(tiny_run: tuple[Path, Path, str]) -> None:
+    import re
+
+    _, out, stdout = tiny_run
+    stderr = (out / "stderr.txt").read_text()
+    for pattern in NEEDED:
+        assert re.search(pattern, stdout + stderr, flags=re.MULTILINE), pattern
+    for pattern in NEEDED[-2:]:  # where the run is: on stdout, for scripts that capture it
+        assert re.search(pattern, stdout, flags=re.MULTILINE), pattern
+    for noise in NOISE:
+        assert noise not in stdout and noise not in stderr, noise
+    assert stdout.count("runtime: ") == 1
+    # The full log keeps what the console left out.
+    log = (out / "run.log").read_text()
+    assert "Seed set to" in log and "GPU available" in log
 
 
 def test_standalone_evaluate_matches_training_eval(tiny_run: tuple[Path, Path, str], real_data: Path) -> None:
