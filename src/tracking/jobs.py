@@ -10,7 +10,6 @@ per job, now with more sets.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from src.tracking.mlflow import flatten, resolve_tracking_uri, upload
+from src.training.resume import RECORD_FILE, RunRecord
 
 FINGERPRINT_TAG = "eval_fingerprint."  # + set name: the set fingerprint a job was evaluated with
-RECORD_FILE = "xlir_run.json"  # written by src.training.resume.RunRecord; read here as plain JSON
 
 
 class JobsError(ValueError):
@@ -84,7 +83,10 @@ def find_jobs(target: str, tracking_uri: str) -> list[SweepJob]:
     if folder.is_dir():
         jobs = []
         for job_dir in _job_folders(folder):
-            run_id = json.loads((job_dir / RECORD_FILE).read_text())["mlflow_run_id"]
+            record = RunRecord.read(job_dir)
+            if record is None:
+                raise JobsError(f"{job_dir / RECORD_FILE}: unreadable run record")
+            run_id = record.mlflow_run_id
             try:
                 jobs.append(_job(client.get_run(run_id), job_dir.resolve()))
             except MlflowException as err:
@@ -155,8 +157,9 @@ def record_sets(job: SweepJob, tracking_uri: str, metrics: Mapping[str, float], 
                 ) -> None:
     """Add an evaluation of `sets` to the job's run: metrics at step 0, params, tags, artifacts; status untouched.
 
-    `tags` are added as they are (the zero-shot check per set). The fingerprint tags are written last: a pass killed before them leaves the sets pending, and the next pass
-    logs the same values again (MLflow keeps a metric's history, a param's identical value is accepted).
+    `tags` are added as they are (the zero-shot check per set). The fingerprint tags are written last: a pass
+    killed before them leaves the sets pending, and the next pass logs the same values again (MLflow keeps a
+    metric's history, a param's identical value is accepted).
     """
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
