@@ -8,8 +8,9 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: help setup data model run test sweep study study-alpha domain-shift report ui lint bench gpu-bundle clean
+.PHONY: help setup data model run test docs docs-serve sweep study study-alpha domain-shift report ui lint bench gpu-bundle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,8 +33,16 @@ data: $(VENV)/.installed  ## link ../shared/data/<set> into ./data/<set> (LAReQA
 run: setup data  ## the default experiment: fine-tune bundled mE5-small on MLQA-R (hybrid), zero-shot on XQuAD-R
 	$(PY) -m src.run $(ARGS)
 
-test: setup data  ## the whole test suite (offline)
+test: setup data  ## the import layers of src/, the documentation build (--strict), then the whole test suite (offline)
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mkdocs build --strict --quiet
 	$(PY) -m pytest -q $(ARGS)
+
+docs: $(VENV)/.installed  ## build the documentation site into site/ (mkdocs --strict: a broken link or missing API page fails)
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(VENV)/.installed  ## serve the documentation on http://127.0.0.1:8000 (rebuilds on change)
+	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8000
 
 sweep: setup data  ## sweep=samplers: xx, xy, hybrid x 3 seeds as one MLflow parent run (jobs under multirun/)
 	$(PY) -m src.run -m sweep=samplers $(ARGS)
@@ -63,8 +72,9 @@ bench: setup data  ## side-by-side benchmarks vs sentence-transformers / plain P
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench $(ARGS)
 
-lint: $(VENV)/.installed  ## ruff
+lint: $(VENV)/.installed  ## ruff, and the import layers of src/ (lint-imports: docs/architecture.md)
 	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/lint-imports --no-cache
 
 gpu-bundle: setup data  ## wheels + data for a lent GPU machine into .whl/ and .gpu_bundle/ (<= 64 MiB); prints the device call
 	$(PY) -m tools.gpu_bundle --data data/lareqa

@@ -40,7 +40,7 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from src.config import validate
+    from src.core.config import validate
 
     out = tempfile.mkdtemp(prefix="xlir-bench-")
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -51,7 +51,7 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
 
 def eval_sets(overrides: Sequence[str]) -> dict[str, Any]:
     """The grid evaluation sets of a composed config, loaded from its validated `data.eval` (schema defaults)."""
-    from src.config import validate
+    from src.core.config import validate
     from src.data.sets import load_eval_sets
 
     return load_eval_sets(validate(compose(overrides)).data.eval)

@@ -4,7 +4,7 @@ Each option is a real `python -m src.run` of the default experiment's training (
 off) in its own process, with `callbacks.memory` logging RSS and its high-water mark every logging step to
 a throw-away MLflow store. Reported per option: RSS after step 20 and after the last step (creep =
 their ratio), the peak, and the median step time from the logged throughput, each against no trimming.
-Goals (README: Memory): RSS at the last step within 10 % of step 20, peak <= 6 GB, steps <= 10 % slower.
+Goals (docs/hardware.md: Memory): RSS at the last step within 10 % of step 20, peak <= 6 GB, steps <= 10 % slower.
 
     python -m bench.memory [--steps 150] [--options notrim,trim10,trim1,trim10_exact]
     python -m bench.memory --trim-cost [--blocks 8]

@@ -12,7 +12,7 @@ from typing import Any
 
 from bench import common
 from bench.harness import run_once
-from src.evaluation import keys
+from src.core import keys
 from src.evaluation.driver import evaluate_sets
 
 GOAL_LINEAR = 1.25  # growth per unit of size, relative to the 1x point, still counted as linear

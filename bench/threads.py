@@ -6,7 +6,7 @@ thread it waits for. Each arm is a fresh interpreter (the policy is read when Op
 training steps of the bundled mE5-small (bench.train_step's loop, the precision `auto` picks) with a
 given thread count and `OMP_WAIT_POLICY`; with `competitor`, a single-threaded busy loop runs beside it
 for the whole arm. Arms alternate over repetitions. What is kept in the product follows from this table
-(README: Hardware-aware defaults).
+(docs/hardware.md).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from src.runs.record import RunRecord
 from src.tracking.resilient import JOURNAL_FILE, Journal, replay
-from src.training.resume import RunRecord
 
 
 def sync(run_dir: str | Path, tracking_uri: str | None = None) -> tuple[int, int]:

@@ -198,8 +198,8 @@ def test_cap_isa_results_go_to_their_own_folder() -> None:
 @pytest.mark.parametrize("option", sorted(MEMORY_OPTIONS))
 def test_memory_bench_overrides_compose_and_validate(option: str, tmp_path: Path) -> None:
     from bench.memory import overrides
-    from src.config import validate
-    from tests.test_config import make_cfg
+    from src.core.config import validate
+    from tests.core.test_config import make_cfg
 
     cfg = make_cfg(*(o for o in overrides(option, 150, tmp_path, "sqlite:///x.db") if not o.startswith("hydra.")))
     validate(cfg)

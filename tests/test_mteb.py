@@ -68,7 +68,7 @@ def test_pooled_task_matches_the_project_multi_setting(tiny: tuple[BiEncoder, Pa
 
     # The project's own numbers for the same model and languages (src/evaluation/grid.py).
     ds = load_lareqa(REAL_DATA / "xquad-r", LANGS, "xquad_r")
-    emb = encode_dataset(ds, lambda texts, side, ctx: encoder.encode(texts, side))
+    emb = encode_dataset(ds, lambda texts, side, ctx: encoder.encode(texts, side, batch_size=32))
     ours = score_grid(ds, emb).summary()
     pool = np.concatenate([emb.candidates[y] for y in LANGS])
     for x in LANGS:
@@ -100,7 +100,7 @@ def test_run_and_checkpoint_resolve_to_the_same_model(tiny: tuple[BiEncoder, Pat
     log_encoder_model(uri, run_id, folder)
     source = resolve(run_id, uri, tmp_path / "work")
     assert source.run_id == run_id
-    assert cosines(encoder.encode(QUERIES, "query"), source.model.encode_query(QUERIES)).min() >= 0.9999
+    assert cosines(encoder.encode(QUERIES, "query", batch_size=32), source.model.encode_query(QUERIES)).min() >= 0.9999
     log_scores(uri, "xlir", source, {"mteb/XQuAD-R-pooled/main_score": 0.5}, [])
     assert client.get_run(run_id).data.metrics["mteb/XQuAD-R-pooled/main_score"] == 0.5
 
@@ -115,7 +115,7 @@ def test_run_and_checkpoint_resolve_to_the_same_model(tiny: tuple[BiEncoder, Pat
     torch.save({"state_dict": state}, run_dir / "checkpoints" / "last.ckpt")
     source = resolve(str(run_dir / "checkpoints" / "last.ckpt"), uri, tmp_path / "work")
     assert source.run_id is None and source.label == "run"
-    assert cosines(encoder.encode(QUERIES, "query"), source.model.encode_query(QUERIES)).min() >= 0.9999
+    assert cosines(encoder.encode(QUERIES, "query", batch_size=32), source.model.encode_query(QUERIES)).min() >= 0.9999
 
 
 def test_unknown_inputs_fail_with_a_message(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, run ON a lent GPU machine from a bare start, within 8 minutes (README: "GPU check").
+# The GPU check, run ON a lent GPU machine from a bare start, within 8 minutes (docs/hardware.md: "GPU check").
 #
 #   make gpu-bundle                          # here, first: wheels + data into .whl/ and .gpu_bundle/ (git-ignored)
 #   run(command="bash tools/gpu_check.sh", carry=[".whl", ".gpu_bundle"], timeout_s=540)   # the device call

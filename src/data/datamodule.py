@@ -12,8 +12,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from src.data.padding import LengthBuckets
 from src.data.pairs import PairTable, relevance_keys
-from src.model.encoder import LengthBuckets
 
 Tokenize = Callable[..., dict[str, list[list[int]]]]
 

@@ -18,7 +18,7 @@ The sampler does the rest, the same for every structure: validation, pool stream
 DDP sharding, epochs and ``state_dict`` / resume. A new batch structure is one class here and one YAML under
 ``conf/sampling`` whose ``name`` is the class's ``name``: `RoundRobin` (it overrides how a step picks its
 language) and ``conf/sampling/round_robin.yaml`` are the example. One with other pools, e.g. Translate-Distill's
-"mix passages", builds them from `PairIndex` in `pools`. ``src/config.py`` builds the structure when it
+"mix passages", builds them from `PairIndex` in `pools`. ``src/core/config.py`` builds the structure when it
 validates a config, so the structure's own parameter checks (hybrid's alpha) run before any work starts.
 
 Semantics shared by all structures
@@ -275,7 +275,7 @@ class Hybrid(BatchStructure):
     xy: ClassVar[BatchStructure] = XY()
 
     def __post_init__(self) -> None:
-        """alpha is checked here and nowhere else (src/config.py builds the structure to validate a config)."""
+        """alpha is checked here and nowhere else (src/core/config.py builds the structure to validate a config)."""
         if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:  # also rejects None, NaN
             raise ValueError(f"sampling.alpha={self.alpha!r}: expected a probability in [0, 1] "
                              "(the share of X-X-mono steps)")

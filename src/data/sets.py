@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from src.config import GRID_KINDS, ConfigError, DatasetSchema, TrainSetSchema
+from src.core.config import GRID_KINDS, ConfigError, DatasetSchema, TrainSetSchema
 from src.data.bitext import BitextDataset
 from src.data.datamodule import VAL_SEED
 from src.data.lareqa import LareqaDataset, load_lareqa
@@ -76,7 +76,7 @@ def load_eval_set(name: str, d: DatasetSchema) -> LareqaDataset | BitextDataset:
         from src.data.tatoeba import load_tatoeba
 
         return load_tatoeba(d.path, langs, name)
-    raise ConfigError(f"data.eval.{name}: kind={d.kind} format={d.format} is not a grid set (see src/config.py FORMATS)")
+    raise ConfigError(f"data.eval.{name}: kind={d.kind} format={d.format} is not a grid set (see src/core/config.py FORMATS)")
 
 
 def load_eval_sets(eval_sets: Mapping[str, DatasetSchema]) -> dict[str, LareqaDataset | BitextDataset]:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from src.core import keys
 from src.data.bitext import BitextDataset
-from src.evaluation import keys
 from src.evaluation.grid import Embeddings, GridResult, language_segments
 from src.evaluation.metrics import per_query_metrics, ranks_from_embeddings, ranks_of_views
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from rich.console import Console
 
+from src.core import keys
+from src.core.specs import debias_methods
 from src.data.lareqa import LareqaDataset
-from src.evaluation import keys
-from src.evaluation.debias import methods
 from src.evaluation.driver import evaluate_sets, summary_table
 from src.evaluation.grid import Embeddings, GridResult
 
@@ -20,11 +20,15 @@ from src.evaluation.grid import Embeddings, GridResult
 class RetrievalEvalCallback(Callback):
     """Evaluates the module's encoder zero-shot on held-out LAReQA sets and logs to every logger."""
 
+    # What the training recipe hands a `_partial_` config of this class (src/recipes/train.py build_callbacks).
+    NEEDS: ClassVar[dict[str, str]] = {"datasets": "eval_sets"}
+
     def __init__(
         self,
         datasets: Mapping[str, LareqaDataset] | None = None,
         every_n_steps: int | None = None,
-        batch_size: int = 128,
+        *,
+        batch_size: int,
         candidate_text: str = "sentence",
         at_train_end: bool = True,
         exports: bool = True,
@@ -37,7 +41,7 @@ class RetrievalEvalCallback(Callback):
         super().__init__()
         if every_n_steps is not None and every_n_steps <= 0:
             raise ValueError(f"callbacks.retrieval_eval.every_n_steps must be > 0 or null, got {every_n_steps}")
-        self.debias, self.debias_k = methods(debias), debias_k
+        self.debias, self.debias_k = debias_methods(debias), debias_k
         self.datasets = dict(datasets or {})
         self.every_n_steps = every_n_steps
         self.batch_size = batch_size
@@ -130,7 +134,9 @@ class ValidationRetrieval(Callback):
     rank 0 evaluates, every rank logs the broadcast result.
     """
 
-    def __init__(self, dataset: LareqaDataset | None = None, batch_size: int = 128,
+    NEEDS: ClassVar[dict[str, str]] = {"dataset": "val_set"}  # off without a validation split
+
+    def __init__(self, dataset: LareqaDataset | None = None, *, batch_size: int,
                  candidate_text: str = "sentence") -> None:
         super().__init__()
         self.dataset = dataset

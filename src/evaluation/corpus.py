@@ -234,7 +234,7 @@ def store_folder(cache_dir: str | Path, model_fp: str, corpus_fp: str, dtype: st
     return Path(cache_dir) / "embeddings" / key[:24]
 
 
-def encode_corpus(encoder: BiEncoder, corpus: Any, trainer: Trainer, cache_dir: str | Path, batch_size: int = 128,
+def encode_corpus(encoder: BiEncoder, corpus: Any, trainer: Trainer, cache_dir: str | Path, batch_size: int,
                   shard_size: int = 50_000, dtype: str = "float32", model_fp: str | None = None) -> EmbeddingStore:
     """Encode (or resume, or reuse) the corpus embeddings through `trainer.predict`; every rank returns the store.
 

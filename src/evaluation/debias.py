@@ -3,7 +3,7 @@
 Both methods need no labels and no training; they are fitted per language on that language's candidate
 embeddings and applied to every vector of that language (its queries too), then rows are renormalised.
 The evaluation scores each method listed in `eval.debias` beside the raw embeddings, as its own set
-(`xquad_r.center/multi/map`, src/evaluation/keys.py), from the same encoding:
+(`xquad_r.center/multi/map`, src/core/keys.py), from the same encoding:
 
 - `center`: subtract the language's mean candidate embedding.
 - `lir` (Yang et al., 2021, "A simple and effective method to eliminate the self language bias in
@@ -13,15 +13,14 @@ The evaluation scores each method listed in `eval.debias` beside the raw embeddi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
+from src.core.specs import DEBIAS_METHODS
 from src.evaluation.grid import Embeddings
 
 Method = Literal["none", "center", "lir"]
-METHODS: tuple[str, ...] = ("none", "center", "lir")
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -51,7 +50,7 @@ def remove_language(x: np.ndarray, fit: np.ndarray, method: Method, k: int = 1) 
         v = language_directions(fit, k)
         out = x64 - (x64 @ v.T) @ v
     else:
-        raise ValueError(f"eval.debias={method!r}: expected one of {', '.join(METHODS)}")
+        raise ValueError(f"eval.debias={method!r}: expected one of {', '.join(DEBIAS_METHODS)}")
     return normalise(out).astype(x.dtype)
 
 
@@ -63,13 +62,3 @@ def debias_embeddings(emb: Embeddings, method: Method, k: int = 1) -> Embeddings
         both = remove_language(np.concatenate([q, c]), c, method, k)  # one fit (an SVD for lir) per language
         questions[lang], candidates[lang] = both[: len(q)], both[len(q):]
     return Embeddings(questions, candidates)
-
-
-def methods(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """The debiasing methods of `eval.debias` (a name or a list; `none` = none), validated, in order."""
-    names = [value] if isinstance(value, str) or value is None else list(value)
-    out = tuple(dict.fromkeys(str(n) for n in names if n not in (None, "none")))
-    bad = [n for n in out if n not in METHODS]
-    if bad:
-        raise ValueError(f"eval.debias={value!r}: expected none, {', '.join(METHODS[1:])} or a list of them")
-    return out

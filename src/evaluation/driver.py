@@ -15,7 +15,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from src.evaluation import keys
+from src.core import keys
 from src.evaluation.debias import debias_embeddings
 from src.evaluation.grid import Embeddings, GridResult
 from src.evaluation.kinds import kind_of
@@ -46,7 +46,7 @@ def encode_with_progress(
 def evaluate_sets(
     encoder: Any,
     datasets: Mapping[str, Any],
-    batch_size: int = 128,
+    batch_size: int,
     candidate_text: str = "sentence",
     precision: str | None = None,
     console: Console | None = None,

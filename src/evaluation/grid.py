@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from src.core import keys
 from src.data.lareqa import LareqaDataset
-from src.evaluation import keys
 from src.evaluation.metrics import mean_ignoring_missing, per_query_metrics, ranks_of_views
 
 # Encodes texts of one side ("query"/"passage"), optionally with context segments, to (n, d) float32.

@@ -99,3 +99,18 @@ def zero_shot_tag(overlapping: int | None) -> str:
     if overlapping is None:
         return "not checked: no training-set metadata"
     return f"{'overlap allowed' if overlapping else 'passed'}: {overlapping} overlapping texts"
+
+
+def zero_shot_tags(trained_on: list[Any], ev: Any, eval_sets: dict[str, Any], corpus_sets: dict[str, Any]
+                   ) -> dict[str, str]:
+    """Run training's zero-shot check against the training sets a model records; raises on overlap.
+
+    Returns the `zero_shot_check` tag (and `trained_on` when known) in the wording training uses.
+    """
+    if not trained_on:
+        return {"zero_shot_check": zero_shot_tag(None)}
+    overlapping = sum(fp.check(eval_sets, ev.allow_overlap, ev.overlap_min_chars).total for fp in trained_on)
+    # The guard reads LAReQA questions and sentences; corpus kinds (BEIR, MIRACL) are not hashed.
+    unchecked = f" (corpus sets not checked: {', '.join(corpus_sets)})" if corpus_sets else ""
+    return {"zero_shot_check": zero_shot_tag(overlapping) + unchecked,
+            "trained_on": ",".join(f"{fp.name}:{fp.digest[:12]}" for fp in trained_on)}

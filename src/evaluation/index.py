@@ -15,86 +15,14 @@ This is the project's one FAISS path: the corpus kinds (retrieval.py) and the LA
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
 import faiss
 import numpy as np
 
-INDEX_KINDS = ("flat", "ivf", "hnsw")
+from src.core.specs import IndexSpec
+
 # FAISS GPU search selects at most this many neighbours per query (2048 on recent CUDA builds, 1024 on older).
 GPU_MAX_K = 1024
-
-
-def _positive_int(value: object) -> bool:
-    """An int (not a bool) >= 1."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-# IndexSpec field -> the `eval.*` config key it comes from (error messages name the key a user sets).
-CONFIG_KEYS = {"kind": "index", "nlist": "nlist", "nprobe": "nprobe", "hnsw_m": "hnsw_m",
-               "ef_construction": "ef_construction", "ef_search": "ef_search", "train_size": "index_train_size",
-               "use_gpu": "gpu_index"}
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """How to build and search one index; the knobs' defaults live only in the `eval` config (conf/config.yaml).
-
-    `nlist=None` picks 4*sqrt(n) lists (FAISS's rule of thumb).
-    """
-
-    kind: str
-    nlist: int | None
-    nprobe: int
-    hnsw_m: int
-    ef_construction: int
-    ef_search: int
-    train_size: int | None
-    use_gpu: bool
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, eval_cfg: Any, seed: int = 0, **overrides: Any) -> IndexSpec:
-        """The spec an `eval` config section describes, with field overrides (e.g. `kind="flat"`)."""
-        fields = {name: getattr(eval_cfg, key) for name, key in CONFIG_KEYS.items()}
-        return cls(**{**fields, "seed": seed, **overrides})
-
-    @classmethod
-    def exact(cls, use_gpu: bool = True) -> IndexSpec:
-        """An exact flat index outside the `eval` config (TREC runs): the knobs of the other kinds do not apply."""
-        return cls(kind="flat", nlist=None, nprobe=1, hnsw_m=1, ef_construction=1, ef_search=1, train_size=None,
-                   use_gpu=use_gpu)
-
-    def __post_init__(self) -> None:
-        if self.kind not in INDEX_KINDS:
-            raise ValueError(f"eval.index={self.kind!r}: expected one of {', '.join(INDEX_KINDS)}")
-        for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search"):
-            if not _positive_int(getattr(self, name)):
-                raise ValueError(f"eval.{CONFIG_KEYS[name]}={getattr(self, name)!r}: expected a positive integer")
-        if self.nlist is not None and not _positive_int(self.nlist):
-            raise ValueError(f"eval.nlist={self.nlist!r}: expected a positive integer or null (4*sqrt(corpus size))")
-        if self.train_size is not None and not _positive_int(self.train_size):
-            raise ValueError(f"eval.index_train_size={self.train_size!r}: expected a positive integer or null "
-                             f"(40 vectors per IVF list)")
-
-    def factory_string(self, n: int) -> str:
-        """The `faiss.index_factory` description of this index for n vectors."""
-        if self.kind == "flat":
-            return "Flat"
-        if self.kind == "ivf":
-            return f"IVF{self.lists_for(n)},Flat"
-        return f"HNSW{self.hnsw_m},Flat"
-
-    def train_rows_for(self, n: int) -> int:
-        """k-means sample size: the configured one, else 40 per list (FAISS warns below 39), at most n."""
-        rows = self.train_size if self.train_size is not None else 40 * self.lists_for(n)
-        return min(rows, n)
-
-    def lists_for(self, n: int) -> int:
-        """IVF list count: the configured one, else 4*sqrt(n), never more lists than vectors."""
-        nlist = self.nlist if self.nlist is not None else int(4 * np.sqrt(max(n, 1)))
-        return max(1, min(nlist, n))
 
 
 def gpu_available() -> bool:

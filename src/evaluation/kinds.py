@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from src.core import keys
 from src.data.bitext import BitextDataset
 from src.data.lareqa import LareqaDataset
-from src.evaluation import keys
 from src.evaluation.grid import Embeddings, GridResult, encode_dataset, score_grid
 
 # Called with the number of texts just encoded (progress bars).

@@ -15,13 +15,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from src.core.specs import parse_measure
+
 __all__ = [
     "average_precision",
     "average_precision_at_k",
     "mean_ignoring_missing",
     "ndcg_at_k",
     "ndcg_at_k_topk",
-    "parse_measure",
     "per_query_metrics",
     "rank_distance",
     "ranks_from_embeddings",
@@ -437,15 +438,6 @@ TOPK_MEASURES = {
     "RR": reciprocal_rank_at_k,
     "AP": average_precision_at_k,
 }
-
-
-def parse_measure(name: str) -> tuple[str, int]:
-    """Split an ir_measures name such as `nDCG@10` into ("nDCG", 10); raise naming the accepted forms."""
-    measure, _, cut = str(name).partition("@")
-    if measure not in TOPK_MEASURES or not cut.isdigit() or int(cut) < 1:
-        raise ValueError(f"measure {name!r}: expected <name>@<cut-off> with name in "
-                         f"{', '.join(TOPK_MEASURES)} and a positive cut-off, e.g. nDCG@10, R@100")
-    return measure, int(cut)
 
 
 def topk_metrics(retrieved: np.ndarray, rel: np.ndarray, grades: np.ndarray,

@@ -1,6 +1,6 @@
 """Evaluation of corpus kinds (beir, miracl): encode queries, encode the corpus, search an index, score.
 
-Metric keys (src/evaluation/keys.py): `{dataset}/mono/{metric}` (ir_measures names through
+Metric keys (src/core/keys.py): `{dataset}/mono/{metric}` (ir_measures names through
 `keys.logged_name`: `nDCG@10` -> `nDCG10`); MIRACL adds one row per language `{dataset}/mono/{metric}/{lang}`,
 and the unsuffixed key is the macro mean over languages. An approximate index also reports
 `{dataset}/index/recall100_vs_exact`: the mean fraction of the exact top 100 it returned, on a sample of
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from lightning.pytorch import Trainer
 
+from src.core import keys
 from src.data.beir import RetrievalSet
-from src.evaluation import keys
 from src.evaluation.artifacts.trec import write_run
 from src.evaluation.corpus import encode_corpus
 from src.evaluation.index import IndexSpec, build_index, exact_topk, recall_vs_exact, search

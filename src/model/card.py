@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from src.config import DataSchema, ModelSchema, SamplingSchema
+    from src.core.config import DataSchema, ModelSchema, SamplingSchema
 
-from src.evaluation import keys
+from src.core import keys
 
 CARD_FILE = "README.md"
 CARD_METRICS = tuple(keys.logged_name(m) for m in keys.GRID_METRICS)  # the grid's macro metrics, as logged
@@ -47,7 +47,7 @@ class ModelCard:
     def of_training(cls, model: ModelSchema, sampling: SamplingSchema, data: DataSchema, seed: int,
                     metrics: Mapping[str, float], steps: int, run_id: str | None = None) -> ModelCard:
         """The card of a `src.run` training run: its config sections, final metrics and optimizer steps."""
-        from src.config import GRID_KINDS
+        from src.core.config import GRID_KINDS
 
         return cls(
             base_model=model.name, pretrained=str(model.pretrained), pooling=model.pooling,
@@ -60,7 +60,7 @@ class ModelCard:
 
     def metric_table(self) -> str:
         """Zero-shot results as markdown: one row per evaluation set and setting (empty without metrics)."""
-        from src.reporting.tables import markdown
+        from src.utils.markdown import markdown
 
         rows = []
         for name, setting, values, bias in keys.summary_rows(self.metrics, self.eval_sets, skip_absent=True):

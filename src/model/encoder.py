@@ -6,7 +6,6 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,10 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from src.data.padding import LengthBuckets, round_up
+
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from src.config import ModelSchema
+    from src.core.config import ModelSchema
 
 Pooling = Literal["mean", "cls", "pooler"]
 # `sentence`: both sides of a symmetric task (translation retrieval): the query prefix (E5's rule for symmetric
@@ -45,41 +46,6 @@ def check_pretrained(name: str) -> None:
         raise FileNotFoundError(
             f"model.pretrained={name}: holds no tokenizer (expected one of {', '.join(tokenizer_files)})"
         )
-
-
-def round_up(width: int, multiple: int) -> int:
-    """`width` rounded up to a multiple of `multiple` (1 = unchanged)."""
-    return -(-width // multiple) * multiple
-
-
-@dataclass(frozen=True)
-class LengthBuckets:
-    """A padded side's rows grouped by length; each group runs trimmed to its own longest row.
-
-    A training batch pads every passage to the longest of ~64 (MLQA-R: 7.7k padded tokens for 3.0k real);
-    four length groups pad to 4.0k, and since padding is masked the embeddings are the same. Built on the
-    host from the token counts (no device sync), moved with the batch.
-    """
-
-    rows: tuple[torch.Tensor, ...]  # row indices of each group, longest rows first
-    widths: tuple[int, ...]  # each group's longest row
-    inverse: torch.Tensor  # where each original row sits in the concatenated groups
-
-    @classmethod
-    def from_lengths(cls, lengths: np.ndarray, groups: int, multiple: int = 1) -> LengthBuckets:
-        """Sort rows by length (stable, longest first), split into `groups` near-equal groups; widths rounded up."""
-        if groups < 1:
-            raise ValueError(f"groups must be >= 1, got {groups}")
-        lengths = np.asarray(lengths)
-        order = np.argsort(-lengths, kind="stable")
-        parts = [c for c in np.array_split(order, min(groups, max(len(order), 1))) if len(c)]
-        widths = tuple(round_up(max(int(lengths[c].max()), 1), multiple) for c in parts)
-        return cls(tuple(torch.from_numpy(c) for c in parts), widths, torch.from_numpy(np.argsort(order, kind="stable")))
-
-    def to(self, device: torch.device) -> LengthBuckets:
-        """The same groups with their index tensors on `device`."""
-        return LengthBuckets(tuple(r.to(device, non_blocking=True) for r in self.rows), self.widths,
-                             self.inverse.to(device, non_blocking=True))
 
 
 class BiEncoder(nn.Module):
@@ -198,7 +164,8 @@ class BiEncoder(nn.Module):
         texts: Sequence[str],
         side: Side,
         contexts: Sequence[str] | None = None,
-        batch_size: int = 128,
+        *,
+        batch_size: int,
         autocast_dtype: torch.dtype | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
@@ -266,3 +233,18 @@ def build_encoder(model: ModelSchema | DictConfig, texts: Sequence[str] | None =
     if exported.is_file():
         settings = json.loads(exported.read_text())
     return instantiate(model.encoder, pretrained=str(pretrained), **settings)
+
+
+def load_checkpoint_weights(encoder: Any, ckpt_path: str) -> None:
+    """Load the encoder weights of a training checkpoint (LightningModule keys `encoder.*`)."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    weights = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    missing, unexpected = encoder.load_state_dict(weights, strict=False)
+    if unexpected or [m for m in missing if "pooler" not in m]:
+        raise ValueError(
+            f"ckpt_path={ckpt_path}: does not match model={encoder.pretrained} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )

@@ -11,8 +11,9 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 
-from src.evaluation.keys import VALIDATION_LOSS
-from src.model.encoder import BiEncoder, LengthBuckets
+from src.core.keys import VALIDATION_LOSS
+from src.data.padding import LengthBuckets
+from src.model.encoder import BiEncoder
 from src.model.gradcache import CachedSide, backward_through_chunks, embed_without_graph
 from src.model.loss import InfoNCELoss, RelevanceKeys
 
@@ -46,7 +47,7 @@ class RetrievalModule(LightningModule):
         checkpoint_extras: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        # Argument values are checked once, by the config schema (src/config.py), which names the key.
+        # Argument values are checked once, by the config schema (src/core/config.py), which names the key.
         self.on_nonfinite = on_nonfinite
         self.skipped_batches = 0
         self.encoder = encoder

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from src.evaluation import keys
+from src.core import keys
 
 DEFAULT_TASKS = ("XQuAD-R-pooled",)
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -46,8 +46,7 @@ def from_checkpoint(ckpt: Path, workdir: Path) -> Any:
     from sentence_transformers import SentenceTransformer
 
     from src.data.sets import load_training_pairs
-    from src.evaluate import load_checkpoint_weights
-    from src.model.encoder import build_encoder
+    from src.model.encoder import build_encoder, load_checkpoint_weights
     from src.tracking.mlflow import CONFIG_FILE
 
     config = ckpt.resolve().parent.parent / CONFIG_FILE  # {run folder}/checkpoints/last.ckpt
@@ -153,7 +152,7 @@ def pool_once_encoder(model: Any) -> Any:
     return PoolOnce(model)
 
 
-def evaluate(model: Any, tasks: Sequence[Any], batch_size: int = 128) -> list[Any]:
+def evaluate(model: Any, tasks: Sequence[Any], batch_size: int) -> list[Any]:
     """Run MTEB (no result cache on disk: the scores go to MLflow)."""
     import mteb
 

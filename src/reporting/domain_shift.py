@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from src.evaluation import keys
+from src.core import keys
 from src.reporting.stats import mean_ci
 from src.reporting.tables import (
     LOWER_IS_BETTER,
     Comparison,
-    RunRecord,
+    ReportedRun,
     fmt,
-    markdown,
     significance,
     write_csv,
 )
+from src.utils.markdown import markdown
 
 NEAR = "xquad_r"
 UNTRAINED = "untrained"
@@ -46,7 +46,7 @@ COUNTERPART = {"mono/map": "mono/map", "cross/map": "cross/map", "cross/r1": "cr
 MIN_NEAR_GAIN = {"rank_distance": 20.0}
 MIN_NEAR_GAIN_DEFAULT = 0.02
 
-PerQueryLookup = Callable[[RunRecord, str], object]
+PerQueryLookup = Callable[[ReportedRun, str], object]
 
 
 def column_key(eval_set: str, column: str, variant: str = "") -> str:
@@ -64,12 +64,12 @@ def gain(model: float, untrained: float, column: str) -> float:
     return untrained - model if lower_is_better(column) else model - untrained
 
 
-def as_untrained(untrained: RunRecord, seeds: Sequence[str]) -> list[RunRecord]:
+def as_untrained(untrained: ReportedRun, seeds: Sequence[str]) -> list[ReportedRun]:
     """The seed-free untrained run once per seed, so each seed of a sampler is paired with the same shares."""
     return [dataclasses.replace(untrained, sampling=UNTRAINED, seed=s) for s in seeds]
 
 
-def family(samplers: Mapping[str, list[RunRecord]], untrained: RunRecord, eval_set: str, cols: Sequence[str],
+def family(samplers: Mapping[str, list[ReportedRun]], untrained: ReportedRun, eval_set: str, cols: Sequence[str],
            per_query: PerQueryLookup, variant: str = "", n_resamples: int = 9999, seed: int = 0
            ) -> list[Comparison]:
     """One Holm family: the six comparisons on each of a set's columns (`variant`: debias view, e.g. center)."""
@@ -101,7 +101,7 @@ class Gain:
         return mean_ci(list(self.retention_per_seed.values())) if self.retention_per_seed else (math.nan, math.nan)
 
 
-def gains(samplers: Mapping[str, list[RunRecord]], untrained: RunRecord,
+def gains(samplers: Mapping[str, list[ReportedRun]], untrained: ReportedRun,
           table: Mapping[str, Sequence[str]] = PRIMARY, variant: str = "") -> list[Gain]:
     """Gain (and retention where a near-domain gain exists) per sampler, set and column."""
     out = []
@@ -118,7 +118,7 @@ def gains(samplers: Mapping[str, list[RunRecord]], untrained: RunRecord,
     return out
 
 
-def _retention(g: Gain, runs: Sequence[RunRecord], untrained: RunRecord, variant: str) -> None:
+def _retention(g: Gain, runs: Sequence[ReportedRun], untrained: ReportedRun, variant: str) -> None:
     """Per seed: this gain divided by the same model's gain on XQuAD-R's counterpart column."""
     near_col = COUNTERPART[g.column]
     near_key = column_key(NEAR, near_col, variant)
@@ -132,13 +132,13 @@ def _retention(g: Gain, runs: Sequence[RunRecord], untrained: RunRecord, variant
     g.retention_per_seed = {s: g.per_seed[s] / near[s] for s in g.per_seed if s in near}
 
 
-def sampler_order(samplers: Mapping[str, list[RunRecord]], key: str, column: str) -> list[str]:
+def sampler_order(samplers: Mapping[str, list[ReportedRun]], key: str, column: str) -> list[str]:
     """Samplers from best to worst by their mean over seeds on one metric key."""
     means = {name: mean_ci([r.metrics.get(key, math.nan) for r in runs])[0] for name, runs in samplers.items()}
     return sorted(means, key=lambda n: means[n] if lower_is_better(column) else -means[n])
 
 
-def keeps_ranking(samplers: Mapping[str, list[RunRecord]], eval_set: str, column: str, variant: str = "") -> bool:
+def keeps_ranking(samplers: Mapping[str, list[ReportedRun]], eval_set: str, column: str, variant: str = "") -> bool:
     """Whether the samplers' order on a set and column is their order on XQuAD-R's counterpart column."""
     near_col = COUNTERPART[column]
     return (sampler_order(samplers, column_key(eval_set, column, variant), column)
@@ -193,14 +193,14 @@ def _row_values(pq: object, x: str, setting: str, metric: str) -> np.ndarray:
         return np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
 
 
-def _sets_present(runs: Sequence[RunRecord], untrained: RunRecord, table: Mapping[str, Sequence[str]]
+def _sets_present(runs: Sequence[ReportedRun], untrained: ReportedRun, table: Mapping[str, Sequence[str]]
                   ) -> dict[str, tuple[str, ...]]:
     """The pre-registered sets that every run and the untrained model were evaluated on."""
     have = set(untrained.eval_sets).intersection(*(set(r.eval_sets) for r in runs))
     return {s: tuple(cols) for s, cols in table.items() if s in have}
 
 
-def main_table(samplers: Mapping[str, list[RunRecord]], baselines: Mapping[str, RunRecord], eval_set: str,
+def main_table(samplers: Mapping[str, list[ReportedRun]], baselines: Mapping[str, ReportedRun], eval_set: str,
                cols: Sequence[str], variant: str = "") -> tuple[list[str], list[list[str]], list[dict]]:
     """(header, markdown rows, long csv rows) of one set: baselines first (their own variant keys), then samplers."""
     header = ["model", *cols]
@@ -224,7 +224,7 @@ def _variant_of(baseline: str) -> str:
     return baseline.partition(".")[2]
 
 
-def write_domain_shift(samplers: Mapping[str, list[RunRecord]], untrained: RunRecord, per_query: PerQueryLookup,
+def write_domain_shift(samplers: Mapping[str, list[ReportedRun]], untrained: ReportedRun, per_query: PerQueryLookup,
                        out_dir: Path, n_resamples: int = 9999, seed: int = 0) -> dict:
     """Every pre-registered table, test, plot and breakdown into out_dir; returns report.json's content."""
     from src.reporting import plots
@@ -283,7 +283,7 @@ def write_domain_shift(samplers: Mapping[str, list[RunRecord]], untrained: RunRe
             "ranking": ranking, "breakdowns": breakdowns}
 
 
-def _families(samplers: Mapping[str, list[RunRecord]], untrained: RunRecord, per_query: PerQueryLookup,
+def _families(samplers: Mapping[str, list[ReportedRun]], untrained: ReportedRun, per_query: PerQueryLookup,
               primary: Mapping[str, Sequence[str]], secondary: Mapping[str, Sequence[str]], n_resamples: int,
               seed: int) -> list[tuple[str, Comparison]]:
     """The primary families (one per set), then the secondary ones, as pre-registered."""
@@ -321,7 +321,7 @@ def _gain_row(g: Gain, variant: str) -> dict[str, object]:
             "retention note": g.retention_note}
 
 
-def _heat(samplers: Mapping[str, list[RunRecord]], untrained: RunRecord, primary: Mapping[str, Sequence[str]]
+def _heat(samplers: Mapping[str, list[ReportedRun]], untrained: ReportedRun, primary: Mapping[str, Sequence[str]]
           ) -> tuple[list[str], np.ndarray]:
     """Rows (samplers raw, samplers center, untrained.center, untrained.lir) × primary columns of gains."""
     rows, values = [], []
@@ -342,7 +342,7 @@ def _heat(samplers: Mapping[str, list[RunRecord]], untrained: RunRecord, primary
 BREAKDOWNS = {"sib200": "by_topic.csv", "tico19": "by_origin.csv"}
 
 
-def _breakdowns(samplers: Mapping[str, list[RunRecord]], untrained: RunRecord, per_query: PerQueryLookup,
+def _breakdowns(samplers: Mapping[str, list[ReportedRun]], untrained: ReportedRun, per_query: PerQueryLookup,
                 out_dir: Path) -> dict[str, str]:
     """Per-label tables (SIB-200 topic, TICO-19 origin) and a per-language table of every set (descriptive)."""
     written: dict[str, str] = {}

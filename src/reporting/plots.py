@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from src.evaluation import keys
+from src.core import keys
 from src.reporting.stats import mean_ci
-from src.reporting.tables import RunRecord
+from src.reporting.tables import ReportedRun
 
 
 def _figure(width: float, height: float, layout: str | None = None):
@@ -31,7 +31,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def bars(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set: str, path: Path) -> Path:
+def bars(groups: Mapping[tuple[str, str], list[ReportedRun]], eval_set: str, path: Path) -> Path:
     """mono / cross / multi mAP, one bar per (model, sampling) in each setting, whiskers = 95% CI over seeds."""
     fig = _figure(max(6.0, 1.2 + 0.5 * len(groups) * len(keys.SETTINGS) / 2), 4.0)
     ax = fig.add_subplot()
@@ -50,8 +50,8 @@ def bars(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set: str, path:
     return _save(fig, path)
 
 
-def alpha_curve(runs: Sequence[RunRecord], eval_set: str, path: Path,
-                references: Mapping[str, Sequence[RunRecord]] | None = None) -> Path:
+def alpha_curve(runs: Sequence[ReportedRun], eval_set: str, path: Path,
+                references: Mapping[str, Sequence[ReportedRun]] | None = None) -> Path:
     """mAP against hybrid α per setting (mean ± CI band over seeds); xx / xy runs as dashed reference lines."""
     fig = _figure(6.5, 4.0)
     ax = fig.add_subplot()
@@ -75,7 +75,7 @@ def alpha_curve(runs: Sequence[RunRecord], eval_set: str, path: Path,
     return _save(fig, path)
 
 
-def learning_curves(groups: Mapping[tuple[str, str], list[RunRecord]], path: Path) -> Path:
+def learning_curves(groups: Mapping[tuple[str, str], list[ReportedRun]], path: Path) -> Path:
     """Validation loss, mono / cross / multi mAP and rank distance against the step: mean over seeds per
     (configuration, sampler), the band spanning the seeds' min..max."""
     names = keys.CURVE_KEYS

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from src.evaluation import keys
+from src.core import keys
 
 # Seeds needed before the report tests anything: 2 seeds leave 1 df for the seed variance (t_1, Cauchy).
 MIN_SEEDS = 3

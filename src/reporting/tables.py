@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from src.evaluation import keys
+from src.core import keys
 from src.reporting.stats import (
     MIN_SEEDS,
     cluster_sums,
@@ -50,7 +50,7 @@ EXCLUDED_PARAMS = (
     "runtime.*", "threads",
     # What the console shows (src/runtime/console.py).
     "console.*",
-    # How a run was launched or continued (cf. src/training/resume.py VOLATILE_KEYS); ckpt_path stays: starting from
+    # How a run was launched or continued (cf. src/runs/record.py VOLATILE_KEYS); ckpt_path stays: starting from
     # another run's weights is another experiment.
     "resume", "slurm_auto_requeue", "debug.batch_log", "debug.step_sleep_s",
     # Which files an evaluation writes and its batch size, not what it measures.
@@ -62,7 +62,7 @@ _LABEL_MAX = 60  # longer configuration differences get a hash label, listed in 
 
 
 @dataclass
-class RunRecord:
+class ReportedRun:
     """One training run as read from MLflow: what it was (model, sampler, seed, params) and what it scored."""
 
     run_id: str
@@ -143,16 +143,16 @@ def normalise_params(params: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def config_fingerprint(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+def configuration_key(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """The experiment a run belongs to: its normalised params, sorted."""
     return tuple(sorted(normalise_params(params).items()))
 
 
-def _configurations(runs: Sequence[RunRecord]) -> list[tuple[str, tuple, str, dict[str, str]]]:
+def _configurations(runs: Sequence[ReportedRun]) -> list[tuple[str, tuple, str, dict[str, str]]]:
     """(model, fingerprint, label, params that differ from the model's other configurations) per configuration."""
     by_model: dict[str, set[tuple]] = {}
     for run in runs:
-        by_model.setdefault(run.model, set()).add(config_fingerprint(run.params))
+        by_model.setdefault(run.model, set()).add(configuration_key(run.params))
     out = []
     for model, found in sorted(by_model.items()):
         prints = sorted(found)
@@ -169,33 +169,33 @@ def _configurations(runs: Sequence[RunRecord]) -> list[tuple[str, tuple, str, di
     return out
 
 
-def config_differences(runs: Sequence[RunRecord]) -> dict[str, dict[str, str]]:
+def config_differences(runs: Sequence[ReportedRun]) -> dict[str, dict[str, str]]:
     """Configuration label -> the params that tell it apart from the model's other configurations ({} if one)."""
     return {label: diff for _, _, label, diff in _configurations(runs)}
 
 
-def config_labels(runs: Sequence[RunRecord]) -> dict[str, str]:
+def config_labels(runs: Sequence[ReportedRun]) -> dict[str, str]:
     """Run id -> configuration label: the model name, or `model[key=value, ...]` when the model has several."""
     by_print = {(model, fp): label for model, fp, label, _ in _configurations(runs)}
-    return {r.run_id: by_print[r.model, config_fingerprint(r.params)] for r in runs}
+    return {r.run_id: by_print[r.model, configuration_key(r.params)] for r in runs}
 
 
-def drop_duplicate_seeds(runs: Sequence[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
+def drop_duplicate_seeds(runs: Sequence[ReportedRun]) -> tuple[list[ReportedRun], list[ReportedRun]]:
     """(kept, superseded): of several runs with the same configuration, sampler and seed only the newest counts.
 
     A rerun of a job is not another seed: pooling it would shrink the interval and fake a replicate.
     """
-    newest: dict[tuple, RunRecord] = {}
+    newest: dict[tuple, ReportedRun] = {}
     for run in sorted(runs, key=lambda r: (r.start_time, r.name, r.run_id)):
-        newest[(run.model, config_fingerprint(run.params), run.sampling, run.seed)] = run
+        newest[(run.model, configuration_key(run.params), run.sampling, run.seed)] = run
     kept_ids = {r.run_id for r in newest.values()}
     return [r for r in runs if r.run_id in kept_ids], [r for r in runs if r.run_id not in kept_ids]
 
 
-def group_runs(runs: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+def group_runs(runs: Sequence[ReportedRun]) -> dict[tuple[str, str], list[ReportedRun]]:
     """Runs by (configuration label, sampling label), seeds together in seed order, rows sorted."""
     labels = config_labels(runs)
-    out: dict[tuple[str, str], list[RunRecord]] = {}
+    out: dict[tuple[str, str], list[ReportedRun]] = {}
     for run in sorted(runs, key=lambda r: (labels[r.run_id], r.sampling, seed_key(r.seed))):
         group = out.setdefault((labels[run.run_id], run.sampling), [])
         if group and group[-1].seed == run.seed:
@@ -215,12 +215,12 @@ def best_rows(cells: Mapping[tuple[str, str], tuple[float, float]], column: str)
     return {k for k, v in finite.items() if v == best}
 
 
-PerQueryLookup = Callable[[RunRecord, str], "PerQuery | None"]
+PerQueryLookup = Callable[[ReportedRun, str], "PerQuery | None"]
 # (question ids, per-question sums of a run's shares) for one run, evaluation set, setting and metric.
 Clustered = tuple[np.ndarray, np.ndarray]
 
 
-def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequence[str],
+def significance(groups: Mapping[tuple[str, str], list[ReportedRun]], cols: Sequence[str],
                  per_query: PerQueryLookup, n_resamples: int = 9999, seed: int = 0,
                  against: str | None = None) -> list[Comparison]:
     """Tests between every two samplers of a configuration on every column, Holm-corrected over those tested.
@@ -236,7 +236,7 @@ def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequen
     questions: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}  # the same for every column of a set
     cache: dict[tuple[str, str, str, str], Clustered | None] = {}
 
-    def lookup(run: RunRecord, eval_set: str, setting: str, metric: str) -> Clustered | None:
+    def lookup(run: ReportedRun, eval_set: str, setting: str, metric: str) -> Clustered | None:
         key = (run.run_id, eval_set, setting, metric)
         if key in cache:
             return cache[key]
@@ -269,8 +269,8 @@ def significance(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequen
     return out
 
 
-def _compare(column: str, config: str, samplers: tuple[str, str], runs: tuple[list[RunRecord], list[RunRecord]],
-             lookup: Callable[[RunRecord], Clustered | None], n_resamples: int, seed: int) -> Comparison:
+def _compare(column: str, config: str, samplers: tuple[str, str], runs: tuple[list[ReportedRun], list[ReportedRun]],
+             lookup: Callable[[ReportedRun], Clustered | None], n_resamples: int, seed: int) -> Comparison:
     """One pair of samplers on one column: matched seeds, clustered shares, seed_cluster_test."""
     (a, b), (runs_a, runs_b) = samplers, runs
     seeds_a, seeds_b = {r.seed: r for r in runs_a}, {r.seed: r for r in runs_b}
@@ -300,7 +300,7 @@ def _compare(column: str, config: str, samplers: tuple[str, str], runs: tuple[li
     return comp
 
 
-def _seeds(by_seed: Mapping[str, RunRecord]) -> str:
+def _seeds(by_seed: Mapping[str, ReportedRun]) -> str:
     """`1,2,3`"""
     return ",".join(sorted(by_seed, key=seed_key))
 
@@ -325,7 +325,7 @@ def fmt(mean: float, ci: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + (f" ± {ci:.{digits}f}" if math.isfinite(ci) else "")
 
 
-def macro_table(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequence[str],
+def macro_table(groups: Mapping[tuple[str, str], list[ReportedRun]], cols: Sequence[str],
                 comparisons: Sequence[Comparison]) -> tuple[list[str], list[list[str]], list[dict[str, object]]]:
     """(markdown header, markdown rows, csv rows): mean ± CI per cell, best in bold, significant wins marked.
 
@@ -360,12 +360,12 @@ def macro_table(groups: Mapping[tuple[str, str], list[RunRecord]], cols: Sequenc
     return header, md_rows, csv_rows
 
 
-def debiased_sets(runs: Sequence[RunRecord], eval_set: str) -> list[str]:
+def debiased_sets(runs: Sequence[ReportedRun], eval_set: str) -> list[str]:
     """The debiased variants of `eval_set` (`xquad_r.center`, ...) that any of these runs scored, sorted."""
     return sorted({v for r in runs for v in keys.debiased_variants(r.metrics, eval_set)})
 
 
-def debias_table(groups: Mapping[tuple[str, str], list[RunRecord]], zero_shot: Sequence[RunRecord],
+def debias_table(groups: Mapping[tuple[str, str], list[ReportedRun]], zero_shot: Sequence[ReportedRun],
                  eval_set: str) -> tuple[list[str], list[list[str]], list[dict[str, object]]]:
     """(header, markdown rows, csv rows): each model as evaluated raw and after each post-hoc debiasing.
 
@@ -391,15 +391,15 @@ def debias_table(groups: Mapping[tuple[str, str], list[RunRecord]], zero_shot: S
     return header, md_rows, csv_rows
 
 
-def debiased_groups(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set: str
-                    ) -> tuple[dict[tuple[str, str], list[RunRecord]], dict[str, tuple[RunRecord, str]]]:
+def debiased_groups(groups: Mapping[tuple[str, str], list[ReportedRun]], eval_set: str
+                    ) -> tuple[dict[tuple[str, str], list[ReportedRun]], dict[str, tuple[ReportedRun, str]]]:
     """Each (configuration, sampler) group once more per debiasing it was scored with, as `{sampler}+{method}`.
 
     The derived records carry the debiased set's metrics under `eval_set`'s keys, so the usual tables and tests
     apply; the second value maps a derived run id to (the original run, the debiased set) for per-query lookups.
     """
-    derived: dict[tuple[str, str], list[RunRecord]] = {}
-    origin: dict[str, tuple[RunRecord, str]] = {}
+    derived: dict[tuple[str, str], list[ReportedRun]] = {}
+    origin: dict[str, tuple[ReportedRun, str]] = {}
     for (config, sampler), runs in groups.items():
         for variant in debiased_sets(runs, eval_set):
             method = keys.debias_method(variant)
@@ -409,7 +409,7 @@ def debiased_groups(groups: Mapping[tuple[str, str], list[RunRecord]], eval_set:
                            ((keys.maybe_parse(t), v) for t, v in r.metrics.items()) if k and k.dataset == variant}
                 run_id = f"{r.run_id}+{method}"
                 origin[run_id] = (r, variant)
-                renamed.append(RunRecord(run_id, f"{r.name}+{method}", r.status, r.model, f"{sampler}+{method}",
+                renamed.append(ReportedRun(run_id, f"{r.name}+{method}", r.status, r.model, f"{sampler}+{method}",
                                          r.alpha, r.seed, (eval_set,), metrics, params=r.params))
             derived[config, f"{sampler}+{method}"] = renamed
     return derived, origin
@@ -422,12 +422,12 @@ def _utc(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if ms else ""
 
 
-def _wall_min(r: RunRecord) -> float | None:
+def _wall_min(r: ReportedRun) -> float | None:
     """Start to end of a run in minutes (None while running: a reopened run keeps its earlier end time)."""
     return round((r.end_time - r.start_time) / 60000, 1) if r.end_time and r.status != "RUNNING" else None
 
 
-def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, object]]:
+def run_rows(runs: Sequence[ReportedRun]) -> list[dict[str, object]]:
     """One row per run: when and how long it ran, on which precision, CPU and commit, which step was evaluated."""
     return [{"run": r.name, "model": r.model, "sampling": r.sampling, "seed": r.seed, "status": r.status,
              "start_utc": _utc(r.start_time), "end_utc": "" if wall is None else _utc(r.end_time),
@@ -438,7 +438,7 @@ def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, object]]:
             for r, wall in ((r, _wall_min(r)) for r in sorted(runs, key=lambda r: r.start_time))]
 
 
-def provenance(runs: Sequence[RunRecord]) -> dict[str, object]:
+def provenance(runs: Sequence[ReportedRun]) -> dict[str, object]:
     """Where and on what the runs ran: counts per commit / CPU / precision, first start, last end, summed wall time.
 
     The summed wall time counts each run from its start to its end, so a run resumed later includes the pause.
@@ -455,7 +455,7 @@ def provenance(runs: Sequence[RunRecord]) -> dict[str, object]:
             "wall_min_total": round(sum(ended.values()), 1), "runs_without_end": len(runs) - len(ended)}
 
 
-def curve_rows(groups: Mapping[tuple[str, str], list[RunRecord]]) -> list[dict[str, object]]:
+def curve_rows(groups: Mapping[tuple[str, str], list[ReportedRun]]) -> list[dict[str, object]]:
     """Long-format learning curves: one row per (configuration, sampler, seed, metric, step)."""
     return [{"model": config, "sampling": sampler, "seed": r.seed, "metric": metric, "step": step, "value": value}
             for (config, sampler), runs in groups.items() for r in runs
@@ -470,7 +470,7 @@ def tests_cell(comparisons: Sequence[Comparison], config: str, sampler: str) -> 
     return "; ".join(parts + sorted({c.note for c in mine if c.note})) or "–"
 
 
-def per_language_table(groups: Mapping[tuple[str, str], list[RunRecord]], model: str, eval_set: str,
+def per_language_table(groups: Mapping[tuple[str, str], list[ReportedRun]], model: str, eval_set: str,
                        metric: str = "map") -> tuple[list[str], list[list[str]]]:
     """The paper's Tables 3-8: rows = query languages + Mean, blocks Mono / Cross / Multi, one column per sampler."""
     samplers = [s for m, s in groups if m == model]
@@ -491,13 +491,6 @@ def per_language_table(groups: Mapping[tuple[str, str], list[RunRecord]], model:
             row += [f"**{v:.3f}**" if v == best else fmt(v, math.nan) for v in block.values()]
         rows.append(row)
     return header, rows
-
-
-def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:

@@ -2,7 +2,7 @@
 
 bf16 autocast is a win only where the CPU computes bf16 natively (AMX tiles or AVX512-BF16): elsewhere
 (AVX2-only servers, many laptops) oneDNN emulates it and a training step is 5-17x slower than fp32
-(README: Hardware-aware defaults). The resolvers are pure functions of what was detected, so every branch
+(docs/hardware.md). The resolvers are pure functions of what was detected, so every branch
 is tested without the hardware; `detect_cpu` reads what torch and oneDNN report, never a model-name list.
 """
 

@@ -2,7 +2,7 @@
 
 A CPU training step allocates activations of ever-changing shapes (batches differ in length); glibc keeps
 the freed blocks mapped in fragmented arenas, so the resident size creeps up step after step while live
-memory stays flat (README: Memory). `malloc_trim(0)` returns those pages; `MemoryCallback` calls it every
+memory stays flat (docs/hardware.md: Memory). `malloc_trim(0)` returns those pages; `MemoryCallback` calls it every
 few steps (measured: bench/memory.py) and logs RSS so the creep is visible in MLflow.
 """
 

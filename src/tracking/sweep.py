@@ -7,10 +7,8 @@ in another one (submitit), finds that file through its own HydraConfig and tags 
 (FAILED if any child failed) and writes a summary of the jobs to the sweep folder and the parent run.
 
 Re-running a multirun into the same sweep folder (`hydra.sweep.dir=<folder>`) resumes it: the parent run is
-reopened, and each job looks at the earlier attempt in its job folder (`resume_job`). A job that FINISHED with
-the same config fingerprint is skipped, an interrupted one (RUNNING after a SIGKILL, KILLED) continues from its
-`last.ckpt` in its own child run, a FAILED one (or one killed before its first checkpoint) runs again from the
-start; the earlier attempt's files move to `attempts/<run id>/` and its child run is tagged superseded.
+reopened, and each job decides what to do with the earlier attempt in its job folder (skip, resume or run
+again: src/runs/plan.py). This module handles the parent run and names the children; it trains nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +17,10 @@ import atexit
 import json
 import logging
 import os
-import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
@@ -31,9 +28,6 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-
-if TYPE_CHECKING:
-    from src.training.resume import ResumePlan
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +39,7 @@ DIR_TAG = "sweep.dir"
 OVERRIDES_TAG = "sweep.overrides"
 SUPERSEDED_TAG = "sweep.superseded_by"  # on an earlier attempt of a job that ran again from the start
 RESUMES_TAG = "sweep.resumes"  # on the parent: how often the sweep was re-run into its folder
-ATTEMPTS_DIR = "attempts"
-# What an attempt leaves in its job folder besides its files named in set_aside (Hydra's .hydra/ and the job log
-# are rewritten/appended by Hydra).
-_ATTEMPT_DIRS = ("checkpoints", "eval", "model")
+ATTEMPTS_DIR = "attempts"  # where src.runs.plan moves an earlier attempt's files
 # Keys that name a run in this order; any other swept key follows as `{last segment}{value}`.
 _NAMED_KEYS = ("model", "sampling", "sampling.alpha", "seed")
 
@@ -130,18 +121,6 @@ def sweep_status(child_statuses: Sequence[str], aborted: bool) -> str:
     return "KILLED" if aborted else "FINISHED"
 
 
-def job_action(status: str | None, has_metrics: bool, has_checkpoint: bool) -> str:
-    """What a re-run sweep does with a job's earlier attempt (same config): `skip`, `resume` or `rerun`.
-
-    `status` is the attempt's MLflow run status (None: the run is gone from the store).
-    """
-    if status == "FINISHED" and has_metrics:
-        return "skip"
-    if status != "FAILED" and has_checkpoint:  # RUNNING after a SIGKILL, KILLED after SIGTERM/Ctrl-C
-        return "resume"
-    return "rerun"  # FAILED, or interrupted before its first checkpoint
-
-
 def write_parent(sweep_dir: str | Path, parent: SweepParent) -> Path:
     """Write PARENT_FILE into the sweep folder (created if needed)."""
     path = Path(sweep_dir) / PARENT_FILE
@@ -184,81 +163,8 @@ def sweep_child(cfg: DictConfig) -> SweepChild | None:
     return SweepChild(name=child_run_name(cfg, parent.swept, overrides), tags=tags)
 
 
-def resume_job(cfg: DictConfig, plan: ResumePlan) -> ResumePlan:
-    """In a multirun job whose folder holds an earlier attempt: skip, resume or re-run it (see module doc).
-
-    Outside multiruns, with an explicit `ckpt_path`/`resume`, or in a fresh job folder the plan is unchanged.
-    """
-    from mlflow.exceptions import MlflowException
-
-    from src.config import ConfigError
-    from src.tracking.lifecycle import METRICS_FILE
-    from src.training.resume import RunRecord, last_checkpoint
-
-    if plan.previous is not None or cfg.ckpt_path is not None or cfg.resume or sweep_child(cfg) is None:
-        return plan
-    job_dir = Path(plan.run_dir)
-    record = RunRecord.read(job_dir)
-    if record is None:
-        return plan
-    if record.fingerprint != plan.fingerprint:
-        raise ConfigError(
-            f"{job_dir} holds an earlier sweep job with another config (fingerprint {record.fingerprint}, this job "
-            f"{plan.fingerprint}; {_changed_keys(job_dir, cfg)}): a sweep folder resumes only the same command. "
-            "Use a new hydra.sweep.dir")
-    client = _client(record.tracking_uri)
-    try:
-        status: str | None = client.get_run(record.mlflow_run_id).info.status
-    except MlflowException:  # the run was deleted from the store: only the folder tells
-        status = None
-    ckpt = last_checkpoint(job_dir)
-    metrics = job_dir / METRICS_FILE
-    action = job_action(status, metrics.is_file(), ckpt is not None)
-    log.info("Sweep job %s: earlier attempt %s is %s -> %s", job_dir.name, record.mlflow_run_id, status, action)
-    if action == "skip":
-        return replace(plan, previous=record, done=metrics)
-    if action == "resume":
-        return replace(plan, previous=record, checkpoint=str(ckpt))
-    set_aside(job_dir, record.mlflow_run_id)
-    if status is not None:
-        client.set_tag(record.mlflow_run_id, SUPERSEDED_TAG, "a later attempt (same job folder)")
-        if status in ("RUNNING", "SCHEDULED"):
-            client.set_terminated(record.mlflow_run_id, "KILLED")
-    return plan
-
-
-def _changed_keys(job_dir: Path, cfg: DictConfig) -> str:
-    """Which keys differ from the earlier attempt's resolved config file, for the error message."""
-    from src.tracking.mlflow import CONFIG_FILE
-    from src.training.resume import config_changes
-
-    try:
-        old: Any = OmegaConf.to_container(OmegaConf.load(job_dir / CONFIG_FILE))
-    except (OSError, OmegaConfBaseException):
-        return f"its {CONFIG_FILE} is unreadable"
-    # the run folder is the same job folder in both; its spelling may differ (relative vs absolute)
-    old_dir = str(old.get("paths", {}).get("output_dir", "")) if isinstance(old, dict) else ""
-    changed = config_changes(old, OmegaConf.to_container(cfg, resolve=True), old_dir, str(cfg.paths.output_dir))
-    return "changed: " + (", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "") if changed else "no key")
-
-
-def set_aside(job_dir: Path, run_id: str) -> Path:
-    """Move an attempt's files (checkpoints, exports, record) to `attempts/<run id>/` in its job folder."""
-    from src.tracking.lifecycle import METRICS_FILE
-    from src.tracking.mlflow import CONFIG_FILE
-    from src.tracking.resilient import JOURNAL_FILE
-    from src.training.resume import RECORD_FILE
-
-    dest = job_dir / ATTEMPTS_DIR / run_id
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in (*_ATTEMPT_DIRS, METRICS_FILE, CONFIG_FILE, JOURNAL_FILE, RECORD_FILE):
-        if (job_dir / name).exists():
-            shutil.move(str(job_dir / name), str(dest / name))
-    return dest
-
-
 # ------------------------------------------------------------------------------------------- MLflow
-def _client(tracking_uri: str):
+def mlflow_client(tracking_uri: str):
     """MlflowClient for a tracking URI (imported lazily: Hydra instantiates callbacks for every run)."""
     from mlflow.tracking import MlflowClient
 
@@ -306,7 +212,7 @@ def open_parent(config: DictConfig) -> SweepParent:
     params: dict[str, Any] = OmegaConf.to_container(node, resolve=False) if node else {}  # type: ignore[assignment]
     swept = swept_keys(overrides, params)
     uri = resolve_tracking_uri(str(config.logger.tracking_uri))
-    client = _client(uri)
+    client = mlflow_client(uri)
     earlier = read_parent(sweep_dir)
     if earlier is not None:
         return reopen_parent(client, earlier, uri)
@@ -324,7 +230,7 @@ def reopen_parent(client: Any, parent: SweepParent, tracking_uri: str) -> SweepP
     """The parent run of an earlier start of this sweep, RUNNING again (its store must be the configured one)."""
     from mlflow.exceptions import MlflowException
 
-    from src.config import ConfigError
+    from src.core.config import ConfigError
 
     if parent.tracking_uri != tracking_uri:
         raise ConfigError(
@@ -343,7 +249,7 @@ def reopen_parent(client: Any, parent: SweepParent, tracking_uri: str) -> SweepP
 
 def close_parent(parent: SweepParent, aborted: bool = False) -> dict[str, Any]:
     """Summarise the children into SUMMARY_FILE (sweep folder + parent artifact), tag and close the parent."""
-    client = _client(parent.tracking_uri)
+    client = mlflow_client(parent.tracking_uri)
     jobs = summarize(children(client, parent))
     status = sweep_status([j["status"] for j in jobs], aborted)
     failed = [j for j in jobs if j["status"] != "FINISHED"]
@@ -366,7 +272,7 @@ def record_failed_job(config: DictConfig, err: BaseException) -> None:
     parent = read_parent(config.hydra.sweep.dir)
     if parent is None:
         return
-    client = _client(parent.tracking_uri)
+    client = mlflow_client(parent.tracking_uri)
     job = str(config.hydra.job.num)
     mine = [r for r in children(client, parent) if r.data.tags.get(JOB_TAG) == job]
     if not mine:  # failed before a run was opened (bad config, missing data): open one to record it

@@ -169,8 +169,8 @@ def slurm_plugins(enabled: bool) -> dict[str, Any]:
     """`plugins=[SLURMEnvironment(auto_requeue=True)]` for the Trainer when running as a SLURM job.
 
     Under `hydra/launcher=submitit_slurm` the job is a SLURM task: on the requeue signal (SIGUSR1, see
-    README) Lightning saves `hpc_ckpt_N.ckpt` into the run folder and requeues the job; the requeued job
-    (`SLURM_RESTART_COUNT` > 0, same folder) resumes from it and reopens its MLflow run (src/training/resume.py).
+    docs/reliability.md) Lightning saves `hpc_ckpt_N.ckpt` into the run folder and requeues the job; the requeued job
+    (`SLURM_RESTART_COUNT` > 0, same folder) resumes from it and reopens its MLflow run (src/runs/record.py).
     """
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 

@@ -137,7 +137,7 @@ def test_max_queries_cuts(beir_dir: Path, tmp_path: Path) -> None:
 def test_corpus_config_errors_name_the_key(tmp_path: Path, override: str, key: str) -> None:
     from hydra import compose, initialize_config_dir
 
-    from src.config import ConfigError, validate
+    from src.core.config import ConfigError, validate
     from tests.conftest import ROOT
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):

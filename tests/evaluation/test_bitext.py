@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from src.core import keys
 from src.data.bitext import AlignedTable, BitextDataset
-from src.evaluation import keys
 from src.evaluation.artifacts import export_all
 from src.evaluation.artifacts.per_query import load_per_query
 from src.evaluation.bitext import encode_bitext, label_breakdown, score_bitext
@@ -166,7 +166,7 @@ def test_evaluate_sets_with_debias_and_no_mono() -> None:
 
 
 def test_registry_declares_each_kinds_settings() -> None:
-    from src.config import CORPUS_KINDS, DATASET_KINDS, GRID_KINDS
+    from src.core.config import CORPUS_KINDS, DATASET_KINDS, GRID_KINDS
     from src.evaluation.kinds import KINDS, corpus_kind_names, get_kind, grid_kind_names, kind_of
 
     assert set(KINDS) == set(DATASET_KINDS)

@@ -41,7 +41,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
 
 def reference(encoder: BiEncoder, corpus) -> np.ndarray:
     """The embeddings BiEncoder.encode gives for the whole corpus in one call."""
-    return encoder.encode([passage_text(t, x) for t, x in zip(corpus["title"], corpus["text"])], "passage")
+    return encoder.encode([passage_text(t, x) for t, x in zip(corpus["title"], corpus["text"])], "passage", batch_size=32)
 
 
 def test_shard_bounds_and_ownership() -> None:
@@ -86,8 +86,8 @@ def test_sharded_equals_one_call_then_reused_and_resumed(tiny_encoder: BiEncoder
 
 
 def test_float16_and_other_weights_get_their_own_cache(tiny_encoder: BiEncoder, corpus, tmp_path: Path) -> None:
-    f32 = encode_corpus(tiny_encoder, corpus, predict_trainer(accelerator="cpu"), tmp_path, shard_size=16)
-    f16 = encode_corpus(tiny_encoder, corpus, predict_trainer(accelerator="cpu"), tmp_path, shard_size=16,
+    f32 = encode_corpus(tiny_encoder, corpus, predict_trainer(accelerator="cpu"), tmp_path, batch_size=4, shard_size=16)
+    f16 = encode_corpus(tiny_encoder, corpus, predict_trainer(accelerator="cpu"), tmp_path, batch_size=4, shard_size=16,
                         dtype="float16")
     assert f16.folder != f32.folder and next(f16.shards()).dtype == np.float16
     np.testing.assert_allclose(f16.load(), f32.load(), atol=2e-3)

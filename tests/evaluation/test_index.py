@@ -11,6 +11,7 @@ from ir_measures import AP, RR, R, nDCG
 from omegaconf import OmegaConf
 
 from bench.ann import sample_embeddings
+from src.core.keys import logged_name
 from src.evaluation import index as index_module
 from src.evaluation.index import (
     GPU_MAX_K,
@@ -23,7 +24,6 @@ from src.evaluation.index import (
     sample_rows,
     search,
 )
-from src.evaluation.keys import logged_name
 from src.evaluation.metrics import (
     average_precision_at_k,
     ndcg_at_k_topk,

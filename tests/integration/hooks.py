@@ -3,7 +3,7 @@ inf/NaN. Not part of the product: a test switches one on with a Hydra override b
 `+callbacks.batch_log={_target_: tests.integration.hooks.BatchLog}`; the subprocess imports this module
 from the repo root (its working directory), DDP child ranks too.
 
-Every callback under `callbacks` is part of the config fingerprint (src/training/resume.py), so a resumed attempt
+Every callback under `callbacks` is part of the config fingerprint (src/runs/record.py), so a resumed attempt
 passes the same hooks as the run it continues.
 """
 

@@ -64,7 +64,7 @@ def test_missing_model_folder(tmp_path: Path, real_data: Path) -> None:
     assert f"model.pretrained={tmp_path / 'no-model'}" in out and "does not exist" in out
 
 
-# --- Reliability battery (README "Reliability"): every case exits non-zero before training, names the file or
+# --- Reliability battery (docs/reliability.md): every case exits non-zero before training, names the file or
 # key and what was expected, and leaves no FINISHED run. Loader details are unit-tested in tests/data.
 
 def _mutated(fn) -> dict:

@@ -10,7 +10,7 @@ import ir_measures
 import pytest
 from ir_measures import AP, RR, R, nDCG
 
-from src.config import ConfigError, validate
+from src.core.config import ConfigError, validate
 from src.evaluation.corpus import MANIFEST, passage_text
 from src.model.weights.tiny import build_tiny_model
 from tests.data.test_beir import QUERIES, fixture_corpus, write_fixture

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from src.tracking.jobs import FINGERPRINT_TAG, JobsError, find_jobs
+from src.runs.jobs import FINGERPRINT_TAG, JobsError, find_jobs
 from tests.conftest import ROOT
 from tests.integration.helpers import mlflow_runs, run_module
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from src.training.resume import RECORD_FILE
+from src.runs.record import RECORD_FILE
 from tests.conftest import lareqa_json
 from tests.integration.helpers import ROOT, mlflow_runs, run_module
 from tests.integration.hooks import batch_log, poison, read_batch_log, step_delay

@@ -16,7 +16,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, TensorDataset
 
-from src.config import ConfigError, validate
+from src.core.config import ConfigError, validate
+from src.runs.record import RunRecord, config_fingerprint, find_last, last_checkpoint, resolve
 from src.training.checkpoints import (
     VALIDATION_OWED_KEY,
     InterruptCheckpoint,
@@ -26,8 +27,7 @@ from src.training.checkpoints import (
     set_rng_states,
 )
 from src.training.launch import slurm_plugins
-from src.training.resume import RunRecord, config_fingerprint, find_last, last_checkpoint, resolve
-from tests.test_config import make_cfg
+from tests.core.test_config import make_cfg
 
 pytestmark = pytest.mark.reliability
 
@@ -126,7 +126,7 @@ def test_reliability_keys_are_validated(override: str, key: str) -> None:
 
 
 def test_config_changes_names_differing_keys() -> None:
-    from src.training.resume import config_changes
+    from src.runs.record import config_changes
 
     old = {"trainer": {"max_steps": 300, "precision": "auto"}, "eval": {"debias": ["center"]}, "hydra": {"a": 1}}
     new = {"trainer": {"max_steps": 200, "precision": "auto"}, "eval": {"debias": ["center"], "new_key": 1},

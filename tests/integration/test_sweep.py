@@ -97,7 +97,7 @@ def test_report_tables_significance_and_plots(sampler_sweep: tuple[Path, Path], 
     for png in ("bars_xquad_r.png", "heatmaps_xquad_r_tiny.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     parent, _ = _parent_and_children(db)
-    from src.report import fetch_runs, resolve_target
+    from src.reporting.runs import fetch_runs, resolve_target
 
     uri = f"sqlite:///{db}"
     by_id = resolve_target(parent.info.run_id, uri)  # the other two ways to name the same runs
@@ -228,8 +228,8 @@ def test_job_failing_before_its_run_opens_gets_a_failed_child(tmp_path: Path) ->
 def test_sweep_presets_compose_and_every_job_validates(preset: str, params: dict[str, str]) -> None:
     from hydra import compose, initialize_config_dir
 
-    from src.config import validate
-    from tests.test_config import CONF, make_cfg
+    from src.core.config import validate
+    from tests.core.test_config import CONF, make_cfg
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"sweep={preset}"], return_hydra_config=True)
@@ -251,8 +251,8 @@ def test_sweep_killed_mid_second_job_resumes_skips_and_reruns(tmp_path: Path, re
     import sys
     import time
 
+    from src.runs.record import RECORD_FILE
     from src.tracking.sweep import SUPERSEDED_TAG
-    from src.training.resume import RECORD_FILE
     from tests.integration.helpers import ROOT
     from tests.integration.hooks import batch_log, fail_once, read_batch_log, step_delay
 
@@ -311,7 +311,7 @@ def test_sweep_killed_mid_second_job_resumes_skips_and_reruns(tmp_path: Path, re
 
 
 def test_job_action() -> None:
-    from src.tracking.sweep import job_action
+    from src.runs.plan import job_action
 
     assert job_action("FINISHED", has_metrics=True, has_checkpoint=True) == "skip"
     assert job_action("FINISHED", has_metrics=False, has_checkpoint=True) == "resume"

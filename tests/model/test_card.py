@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from src.config import validate
+from src.core.config import validate
 from src.model.card import ModelCard
 
 ROOT = Path(__file__).resolve().parents[2]

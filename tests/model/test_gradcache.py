@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.config import ConfigError, validate
+from src.core.config import ConfigError, validate
 from src.model.encoder import BiEncoder
 from src.model.gradcache import backward_through_chunks, chunk_slices, embed_without_graph
 from src.model.loss import InfoNCELoss
 from src.model.module import RetrievalModule
 from src.model.weights.tiny import build_tiny_model
-from tests.test_config import make_cfg
+from tests.core.test_config import make_cfg
 
 QUERIES = [f"where is city number {i} in country {i % 3}?" for i in range(10)]
 PASSAGES = [f"city number {i} lies in the north of country {i % 3}." for i in range(10)]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from src.model.encoder import BiEncoder, LengthBuckets, round_up
+from src.data.padding import LengthBuckets, round_up
+from src.model.encoder import BiEncoder
 from src.model.loss import InfoNCELoss
 from src.model.weights.tiny import build_tiny_model
 from tests.model.test_gradcache import NEGATIVES, PASSAGES, QUERIES, assert_same_grads, grads

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from src.config import ConfigError, validate
+from src.core.config import ConfigError, validate
 from src.model.loss import InfoNCELoss, info_nce
-from tests.test_config import make_cfg
+from tests.core.test_config import make_cfg
 
 
 def test_info_nce_hand_computed() -> None:

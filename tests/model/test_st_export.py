@@ -40,14 +40,14 @@ def check_same_embeddings(encoder: BiEncoder, folder: Path, max_query_length: in
     st = sentence_transformers.SentenceTransformer(str(folder), device="cpu")
     worst = 1.0
     for texts, side in ((QUERIES, "query"), (PASSAGES, "passage")):
-        ours = encoder.encode(texts, side)
+        ours = encoder.encode(texts, side, batch_size=32)
         for theirs in (st.encode(texts, prompt_name=side),
                        st.encode_query(texts) if side == "query" else st.encode_document(texts)):
             cos = cosines(ours, theirs)
             assert cos.min() >= 0.9999, (side, cos)
             worst = min(worst, float(cos.min()))
     if max_query_length is not None:  # encode_query applies the query length, as training did
-        cos = cosines(encoder.encode([LONG_QUERY], "query"), st.encode_query([LONG_QUERY]))
+        cos = cosines(encoder.encode([LONG_QUERY], "query", batch_size=32), st.encode_query([LONG_QUERY]))
         assert cos.min() >= 0.9999, cos
     return worst
 
@@ -73,7 +73,7 @@ def test_tiny_export_is_a_sentence_transformer(tiny_folder: Path, tmp_path: Path
     settings = json.loads((out / ENCODER_FILE).read_text())
     assert settings["pooling"] == pooling and settings["max_query_length"] == 24
     reloaded = BiEncoder(str(out), **settings)
-    np.testing.assert_allclose(reloaded.encode(QUERIES, "query"), encoder.encode(QUERIES, "query"), atol=1e-6)
+    np.testing.assert_allclose(reloaded.encode(QUERIES, "query", batch_size=32), encoder.encode(QUERIES, "query", batch_size=32), atol=1e-6)
 
 
 def test_build_encoder_reads_the_exported_settings(tiny_folder: Path, tmp_path: Path) -> None:

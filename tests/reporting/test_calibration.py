@@ -19,7 +19,7 @@ import pytest
 
 from src.evaluation.artifacts.per_query import PerQuery
 from src.reporting.stats import paired_sign_flip_test, query_contributions, question_clusters
-from src.reporting.tables import RunRecord, group_runs, significance
+from src.reporting.tables import ReportedRun, group_runs, significance
 
 RHO = 0.3
 SEEDS = ("1", "2", "3")
@@ -48,7 +48,7 @@ def _simulate(rng: np.random.Generator, n_lang: int, n_q: int, persist: float, s
 
 
 def _experiments(n: int, n_lang: int, n_q: int, persist: float, effect: float = 0.0, seed: int = 0
-                 ) -> tuple[list[RunRecord], dict[str, PerQuery], list[dict[str, np.ndarray]]]:
+                 ) -> tuple[list[ReportedRun], dict[str, PerQuery], list[dict[str, np.ndarray]]]:
     """n independent 2-sampler x 3-seed experiments, one configuration (model) each, as the report reads them."""
     rng = np.random.default_rng(seed)
     langs = tuple(f"l{i:02d}" for i in range(n_lang))
@@ -60,13 +60,13 @@ def _experiments(n: int, n_lang: int, n_q: int, persist: float, effect: float = 
         for sampler, ap in sim.items():
             for k, s in enumerate(SEEDS):
                 run_id = f"e{i}-{sampler}-{s}"
-                runs.append(RunRecord(run_id, run_id, "FINISHED", f"m{i:04d}", sampler, None, s, ("sim",)))
+                runs.append(ReportedRun(run_id, run_id, "FINISHED", f"m{i:04d}", sampler, None, s, ("sim",)))
                 arrays = {f"multi/{x}/map": ap[k, j] for j, x in enumerate(langs)}
                 per_query[run_id] = PerQuery("sim", langs, qids, arrays)
     return runs, per_query, sims
 
 
-def _report_rates(runs: list[RunRecord], per_query: dict[str, PerQuery], n_resamples: int) -> np.ndarray:
+def _report_rates(runs: list[ReportedRun], per_query: dict[str, PerQuery], n_resamples: int) -> np.ndarray:
     """Raw p-values of the report's test (src.reporting.tables.significance), one per experiment."""
     comps = significance(group_runs(runs), [COLUMN], lambda run, _: per_query[run.run_id], n_resamples)
     assert all(not c.note and c.n_seeds == 3 for c in comps)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.evaluation import keys
+from src.core import keys
 from src.evaluation.artifacts.per_query import PerQuery
 from src.reporting import domain_shift as ds
-from src.reporting.tables import RunRecord
+from src.reporting.tables import ReportedRun
 
 LANGS = ("de", "en", "zh")
 N = 40  # queries (= sentence ids) per language
@@ -50,11 +50,11 @@ LEVEL = {"untrained": {"xquad_r": .50, "ntrex": .50, "sib200": .60, "tatoeba": .
 
 
 @pytest.fixture(scope="module")
-def study() -> tuple[dict[str, list[RunRecord]], RunRecord, dict[tuple[str, str], PerQuery]]:
+def study() -> tuple[dict[str, list[ReportedRun]], ReportedRun, dict[tuple[str, str], PerQuery]]:
     rng = np.random.default_rng(0)
     store: dict[tuple[str, str], PerQuery] = {}
 
-    def record(name: str, seed: str) -> RunRecord:
+    def record(name: str, seed: str) -> ReportedRun:
         run_id = f"{name}-{seed}"
         metrics = {}
         for eval_set, grid in SETS.items():
@@ -65,7 +65,7 @@ def study() -> tuple[dict[str, list[RunRecord]], RunRecord, dict[tuple[str, str]
                 for col in (*ds.GRID, "cross/r1"):
                     if grid or not col.startswith("mono"):
                         metrics[ds.column_key(eval_set, col, variant)] = _macro(pq, col)
-        return RunRecord(run_id, run_id, "FINISHED", "m", name, None, seed, tuple(SETS), metrics)
+        return ReportedRun(run_id, run_id, "FINISHED", "m", name, None, seed, tuple(SETS), metrics)
 
     samplers = {s: [record(s, seed) for seed in ("1", "2", "3")] for s in ("xx", "xy", "hybrid-a0.5")}
     return samplers, record("untrained", "0"), store
@@ -96,7 +96,7 @@ def test_retention_not_reported_without_a_near_domain_gain(study) -> None:
     samplers, untrained, _ = study
     flat = {k: v for k, v in untrained.metrics.items()}
     flat["xquad_r/cross/map"] = float(np.mean([r.metrics["xquad_r/cross/map"] for r in samplers["xx"]])) - 0.01
-    g = next(g for g in ds.gains({"xx": samplers["xx"]}, RunRecord(**{**untrained.__dict__, "metrics": flat}))
+    g = next(g for g in ds.gains({"xx": samplers["xx"]}, ReportedRun(**{**untrained.__dict__, "metrics": flat}))
              if g.eval_set == "sib200" and g.column == "cross/r1")
     assert not g.retention_per_seed and g.retention_note.startswith("not reported: XQuAD-R cross/map gain")
     assert math.isnan(g.retention[0])

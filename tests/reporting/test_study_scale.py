@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from src.evaluation.artifacts.per_query import PER_QUERY_METRICS, PerQuery, load_per_query
-from src.report import write_report
-from src.reporting.tables import RunRecord
+from src.reporting.tables import ReportedRun
+from src.reporting.writer import write_report
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 N_QUESTIONS = 1190
@@ -49,11 +49,11 @@ def test_study_report_takes_under_a_minute(tmp_path: Path) -> None:
             pq = _write_run(tmp_path / f"{run_id}.npz", rng, gain, base)
             metrics = pq.grid().summary(["map"])
             files[run_id] = tmp_path / f"{run_id}.npz"
-            runs.append(RunRecord(run_id, run_id, "FINISHED", "me5_small", sampler, 0.5 if "hybrid" in sampler
+            runs.append(ReportedRun(run_id, run_id, "FINISHED", "me5_small", sampler, 0.5 if "hybrid" in sampler
                                   else None, seed, ("xquad_r",), metrics, params={"trainer.max_steps": "150"}))
     loaded: dict[str, PerQuery] = {}
 
-    def per_query(run: RunRecord, _: str) -> PerQuery:
+    def per_query(run: ReportedRun, _: str) -> PerQuery:
         if run.run_id not in loaded:  # read once, as PerQueryCache does
             loaded[run.run_id] = load_per_query(files[run.run_id])
         return loaded[run.run_id]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from src.evaluation.artifacts.per_query import PerQuery
-from src.report import write_report
-from src.reporting.tables import RunRecord
+from src.reporting.tables import ReportedRun
+from src.reporting.writer import write_report
 
 LANGS = ("de", "en", "zh")
 
@@ -40,11 +40,11 @@ def test_report_sections_for_a_mixed_experiment(tmp_path: Path) -> None:
                 params = {"model.name": "tiny", "trainer.max_steps": steps, "seed": seed,
                           "sampling.name": sampler, "paths.output_dir": f"/out/{run_id}",
                           "runtime.threads": str(len(run_id))}
-                runs.append(RunRecord(run_id, f"{sampler}-seed{seed}", "FINISHED", "tiny", sampler, None, seed,
+                runs.append(ReportedRun(run_id, f"{sampler}-seed{seed}", "FINISHED", "tiny", sampler, None, seed,
                                       ("xq",), metrics, params=params, start_time=1))
-    rerun = RunRecord("rerun", "xx-seed1", "FINISHED", "tiny", "xx", None, "1", ("xq",), runs[0].metrics,
+    rerun = ReportedRun("rerun", "xx-seed1", "FINISHED", "tiny", "xx", None, "1", ("xq",), runs[0].metrics,
                       params=runs[0].params, start_time=0)  # older than 150-xx-1: superseded
-    failed = RunRecord("dead", "xy-seed9", "FAILED", "tiny", "xy", None, "9", ("xq",), error="boom | here")
+    failed = ReportedRun("dead", "xy-seed9", "FAILED", "tiny", "xy", None, "9", ("xq",), error="boom | here")
     report = write_report([*runs, rerun, failed], tmp_path, lambda run, _: data[run.run_id], n_resamples=199)
 
     assert report["n_finished"] == 10 and report["superseded"] == ["xx-seed1"] and report["n_unfinished"] == 1
@@ -81,7 +81,7 @@ def test_debias_table_tests_and_learning_curves(tmp_path: Path) -> None:
     the zero-shot rows first, debiased samplers tested against raw hybrid, learning curves."""
     import csv as csv_mod
 
-    from src.evaluation import keys
+    from src.core import keys
 
     rng = np.random.default_rng(1)
     loss = keys.VALIDATION_LOSS
@@ -94,10 +94,10 @@ def test_debias_table_tests_and_learning_curves(tmp_path: Path) -> None:
                 pq = _per_query(rng, gain + extra)
                 data[run_id, name] = PerQuery(name, pq.languages, pq.qids, pq.arrays)
                 metrics.update(data[run_id, name].grid().summary(["map"]))
-            runs.append(RunRecord(run_id, f"{sampler}-seed{seed}", "FINISHED", "tiny", sampler, None, seed, ("xq",),
+            runs.append(ReportedRun(run_id, f"{sampler}-seed{seed}", "FINISHED", "tiny", sampler, None, seed, ("xq",),
                                   metrics, params={"seed": seed, "sampling.name": sampler},
                                   curves={loss: [(50, 1.0 + int(seed)), (100, 0.5)]}))
-    zero = RunRecord("z", "zs", "FINISHED", "tiny", "?", None, "?", ("xq",), dict(runs[0].metrics))
+    zero = ReportedRun("z", "zs", "FINISHED", "tiny", "?", None, "?", ("xq",), dict(runs[0].metrics))
     report = write_report(runs, tmp_path, lambda run, name: data[run.run_id, name], n_resamples=1999,
                           zero_shot=[zero])
 
@@ -125,7 +125,7 @@ def test_debias_table_tests_and_learning_curves(tmp_path: Path) -> None:
 
 
 def test_debias_variants_and_curve_keys() -> None:
-    from src.evaluation import keys
+    from src.core import keys
 
     found = ["xq/multi/map", "xq.lir/multi/map", "xq.center/mono/map", "xqx.lir/multi/map", "val/loss", "epoch"]
     assert keys.debiased_variants(found, "xq") == ["xq.center", "xq.lir"]
@@ -136,16 +136,16 @@ def test_debias_variants_and_curve_keys() -> None:
 def test_provenance_counts_commits_cpus_precisions_and_sums_wall_time() -> None:
     """Counts per commit / CPU / precision, the first start, the last end and the summed minutes of ended runs
     (a RUNNING run reopened by a resume has no end, whatever end time the store still holds)."""
-    from src.reporting.tables import RunRecord, provenance, run_rows
+    from src.reporting.tables import ReportedRun, provenance, run_rows
 
     hour = 3_600_000
     t0 = 1_795_000_000_000  # 2026-11-18 11:06:40 UTC
     amx = {"runtime.cpu_model": "Xeon", "runtime.precision": "bf16-mixed"}
-    runs = [RunRecord("a", "a", "FINISHED", "m", "xx", None, "1", ("xq",), params=amx, start_time=t0,
+    runs = [ReportedRun("a", "a", "FINISHED", "m", "xx", None, "1", ("xq",), params=amx, start_time=t0,
                       end_time=t0 + hour // 2, commit="aaaaaaaaaaaa1234"),
-            RunRecord("b", "b", "FINISHED", "m", "xy", None, "1", ("xq",), params=amx, start_time=t0 + hour,
+            ReportedRun("b", "b", "FINISHED", "m", "xy", None, "1", ("xq",), params=amx, start_time=t0 + hour,
                       end_time=t0 + 2 * hour, commit="bbbbbbbbbbbb", resumed=True),
-            RunRecord("c", "c", "RUNNING", "m", "xx", None, "2", ("xq",),
+            ReportedRun("c", "c", "RUNNING", "m", "xx", None, "2", ("xq",),
                       params={"runtime.cpu_model": "EPYC", "runtime.precision": "32-true"}, start_time=t0 + 3 * hour,
                       end_time=t0 + 4 * hour, commit="bbbbbbbbbbbb")]  # reopened by a resume: a stale end time
     assert provenance(runs) == {

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from src.config import ConfigError, validate
+from src.core.config import ConfigError, validate
 from src.runtime import memory
 from src.runtime.memory import MemoryCallback, malloc_trim, proc_status_mib
-from tests.test_config import make_cfg
+from tests.core.test_config import make_cfg
 
 
 def test_proc_status_and_trim() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from src.evaluation import keys
+from src.core import keys
 from src.evaluation.artifacts.grid_csv import write_breakdown_csv, write_grid_csv
 from src.evaluation.artifacts.heatmap import plot_heatmap
 from src.evaluation.artifacts.per_query import save_per_query

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from src.evaluation import keys
+from src.core import keys
 from src.evaluation.grid import GridResult
 
 MEAN_ROW = "mean"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.evaluation import keys
+from src.core import keys
 from src.evaluation.artifacts.grid_csv import grid_matrix
 from src.evaluation.grid import GridResult
 

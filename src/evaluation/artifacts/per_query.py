@@ -20,7 +20,7 @@ English rows outside a pair's table are NaN in that pair's arrays.
 
 ``{metric}`` is each of PER_QUERY_METRICS: map, mrr, r@1, r@10, ndcg@10 (float, NaN for a question
 without a relevant candidate in the pool), rank_distance (float; the pooled setting's language bias) and
-n_relevant (int). Array names are built and split by src/evaluation/keys.py (array_key, parse_array_key).
+n_relevant (int). Array names are built and split by src/core/keys.py (array_key, parse_array_key).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from src.evaluation import keys
+from src.core import keys
 from src.evaluation.grid import GridResult
 
 FILE_NAME = "per_query.npz"

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from src.core import keys
 from src.data.bitext import BitextDataset
 from src.data.lareqa import LareqaDataset
-from src.evaluation import keys
 from src.evaluation.grid import Embeddings, relevance
 
 # Same row blocks as metrics.ranks_from_embeddings, so full-depth run scores are the very float32

@@ -13,6 +13,8 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from src.core.specs import IndexSpec, debias_methods, parse_measure
+
 DATASET_KINDS = ("lareqa", "bitext", "miracl", "beir")
 # Kinds with a corpus searched through an index (src/evaluation/retrieval.py) rather than the LAReQA grid.
 CORPUS_KINDS = ("miracl", "beir")
@@ -25,6 +27,8 @@ NTREX_CANDIDATES = ("lines", "body")  # an NTREX grid's candidates: every body l
 # A set's subject, for the report's grouping: lower-case words joined by '-' (wikipedia-qa, news, medical).
 _DOMAIN = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 MIRACL_SPLITS = ("train", "dev")  # splits with public qrels
+# Export subfolders (src/evaluation/artifacts) too large to upload by default (eval.log_large_artifacts).
+LARGE_ARTIFACTS = ("trec", "embeddings")
 
 
 class ConfigError(ValueError):
@@ -283,7 +287,7 @@ class EvalSchema:
     log_large_artifacts: bool = MISSING
     # Corpus kinds (beir, miracl): ir_measures names with cut-offs; the search depth is the largest.
     measures: list[str] = MISSING
-    # Index knobs: checked by src.evaluation.index.IndexSpec.
+    # Index knobs: checked by src.core.specs.IndexSpec.
     index: str = MISSING
     nlist: int | None = MISSING
     nprobe: int = MISSING
@@ -299,17 +303,16 @@ class EvalSchema:
     debias: Any = MISSING  # none | center | lir, or a list of them
     debias_k: int = MISSING
 
-    def __post_init__(self) -> None:
-        from src.evaluation.debias import methods
-        from src.evaluation.index import IndexSpec
+    def artifacts_kept_local(self) -> tuple[str, ...]:
+        """Export subfolders not uploaded to MLflow: TREC runs and embeddings unless log_large_artifacts."""
+        return () if self.log_large_artifacts else LARGE_ARTIFACTS
 
+    def __post_init__(self) -> None:
         try:
-            methods(self.debias)
+            debias_methods(self.debias)
         except ValueError as err:
             raise ConfigError(str(err)) from err
         _check(self.debias_k >= 1, "eval.debias_k", ">= 1 (language directions LIR removes)", self.debias_k)
-        from src.evaluation.metrics import parse_measure
-
         _check(self.batch_size > 0, "eval.batch_size", "> 0", self.batch_size)
         _check(bool(self.measures), "eval.measures", "a non-empty list such as [nDCG@10, R@100]", self.measures)
         for m in self.measures:
@@ -374,7 +377,7 @@ class ConfigSchema:
         if isinstance(memory, dict) and memory.get("trim_every_n_steps") is not None:  # src.runtime.memory
             _check(memory["trim_every_n_steps"] >= 1, "callbacks.memory.trim_every_n_steps", ">= 1 or null",
                    memory["trim_every_n_steps"])
-        # The training callback runs the grid kinds only; corpus kinds need src.evaluate (README).
+        # The training callback runs the grid kinds only; corpus kinds need src.evaluate (docs/large-corpora.md).
         if self.task_name == "train" and self.data is not MISSING and self.data.train is not None:
             for name, ds in self.data.eval.items():
                 _check(ds.kind in GRID_KINDS, f"data.eval.{name}.kind",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.runs.record import RECORD_FILE, RunRecord
 from src.tracking.mlflow import flatten, resolve_tracking_uri, upload
-from src.training.resume import RECORD_FILE, RunRecord
 
 FINGERPRINT_TAG = "eval_fingerprint."  # + set name: the set fingerprint a job was evaluated with
 

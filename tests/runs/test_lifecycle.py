@@ -15,7 +15,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from src.tracking.lifecycle import METRICS_FILE, tracked_run
+from src.runs.lifecycle import METRICS_FILE, tracked_run
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from src.config import ConfigError, ConfigSchema
+from src.core.config import CORPUS_KINDS, ConfigError, ConfigSchema, validate
 
 FINISHED = "FINISHED"
 
@@ -25,9 +25,9 @@ FINISHED = "FINISHED"
 def _plan(settings: ConfigSchema, eval_sets: dict[str, Any], fingerprints: dict[str, str],
           params: dict[str, dict[str, str]]) -> list[tuple[Any, list[str], dict[str, str]]]:
     """(job, sets it lacks, zero-shot tags) per finished job; raises before any work on a bad job or set."""
-    from src.evaluate import zero_shot_tags
+    from src.evaluation.guard import zero_shot_tags
     from src.evaluation.provenance import recorded_training_sets
-    from src.tracking.jobs import JobsError, find_jobs, pending_sets
+    from src.runs.jobs import JobsError, find_jobs, pending_sets
 
     jobs = find_jobs(str(settings.jobs), settings.logger.tracking_uri)
     plan = []
@@ -57,49 +57,72 @@ def _fingerprints(settings: ConfigSchema, eval_sets: dict[str, Any]) -> dict[str
     return {name: set_fingerprint(ds, extra) for name, ds in eval_sets.items()}
 
 
-def evaluate_jobs(cfg: DictConfig, settings: ConfigSchema) -> dict[str, Any]:
-    """Validate everything, then per job: load its model, evaluate the sets it lacks, add them to its run."""
-    from src.config import CORPUS_KINDS
-    from src.data.sets import load_eval_sets
-    from src.evaluation.artifacts import export_sets
-    from src.evaluation.debias import methods
-    from src.evaluation.driver import evaluate_sets
-    from src.model.encoder import build_encoder
-    from src.runtime import setup_runtime
-    from src.tracking.jobs import record_sets, set_params
+class EvaluateJobsRecipe:
+    """`src.evaluate jobs=...`: validate everything, then per job load its model, evaluate, add to its run."""
 
-    corpus = [n for n, d in settings.data.eval.items() if d.kind in CORPUS_KINDS]
-    if corpus:
-        raise ConfigError(f"jobs={settings.jobs}: data.eval.{corpus[0]} is a corpus kind; adding sets to a "
-                          "sweep's jobs covers the grid kinds (lareqa, bitext)")
-    if not settings.data.eval:
-        raise ConfigError("data.eval is empty: choose the sets to add, e.g. data=domain_shift")
-    eval_sets = load_eval_sets(settings.data.eval)
-    fingerprints = _fingerprints(settings, eval_sets)
-    params = {name: set_params(cfg.data.eval[name]) for name in eval_sets}
-    plan = _plan(settings, eval_sets, fingerprints, params)
-    runtime = setup_runtime(settings.trainer, settings.threads)
-    ev = settings.eval
-    added: dict[str, Any] = {}
-    for job, todo, tags in plan:
-        if not todo:
-            print(f"{job.name}: has every set already, skipped")
-            continue
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    def run(self) -> dict[str, Any]:
+        """The whole pass; returns {job name: the sets added to it}."""
+        self.validate()
+        self.load_sets()
+        plan = _plan(self.settings, self.eval_sets, self.fingerprints, self.params)
+        from src.runtime import setup_runtime
+
+        self.runtime = setup_runtime(self.settings.trainer, self.settings.threads)
+        added: dict[str, Any] = {}
+        for job, todo, tags in plan:
+            if not todo:
+                print(f"{job.name}: has every set already, skipped")
+                continue
+            self.evaluate_job(job, todo, tags)
+            added[job.name] = sorted(todo)
+            print(f"{job.name}: added {', '.join(todo)} to run {job.run_id} ({job.run_dir})")
+        return added
+
+    def validate(self) -> None:
+        """The config, and only grid kinds (a corpus kind has no place in a job's grid metrics)."""
+        from src.runtime.console import apply_console
+
+        self.settings = settings = validate(self.cfg)
+        apply_console(settings.console)
+        corpus = [n for n, d in settings.data.eval.items() if d.kind in CORPUS_KINDS]
+        if corpus:
+            raise ConfigError(f"jobs={settings.jobs}: data.eval.{corpus[0]} is a corpus kind; adding sets to a "
+                              "sweep's jobs covers the grid kinds (lareqa, bitext)")
+        if not settings.data.eval:
+            raise ConfigError("data.eval is empty: choose the sets to add, e.g. data=domain_shift")
+
+    def load_sets(self) -> None:
+        """The sets, their fingerprints and the params each job's run gets for them."""
+        from src.data.sets import load_eval_sets
+        from src.runs.jobs import set_params
+
+        self.eval_sets = load_eval_sets(self.settings.data.eval)
+        self.fingerprints = _fingerprints(self.settings, self.eval_sets)
+        self.params = {name: set_params(self.cfg.data.eval[name]) for name in self.eval_sets}
+
+    def evaluate_job(self, job: Any, todo: list[str], tags: dict[str, str]) -> None:
+        """One job: its selected model on the sets it lacks; metrics, params, tags, exports into its run."""
+        from src.core.specs import debias_methods
+        from src.evaluation.artifacts import export_sets
+        from src.evaluation.driver import evaluate_sets
+        from src.model.encoder import build_encoder
+        from src.runs.jobs import record_sets
+
+        settings, ev = self.settings, self.settings.eval
         encoder = build_encoder(settings.model, pretrained=str(job.model_dir))
-        if runtime.device == "cuda":
+        if self.runtime.device == "cuda":
             encoder.cuda()
-        sets = {n: eval_sets[n] for n in todo}
+        sets = {n: self.eval_sets[n] for n in todo}
         metrics, results, embeddings = evaluate_sets(encoder, sets, ev.batch_size, ev.candidate_text,
-                                                     runtime.precision, debias=methods(ev.debias),
+                                                     self.runtime.precision, debias=debias_methods(ev.debias),
                                                      debias_k=ev.debias_k)
         folders: dict[str, Path] = {}
         if ev.exports:
             folders = export_sets(sets, results, embeddings, job.run_dir / "eval", trec_depth=ev.trec_depth,
                                   save_embeddings=ev.save_embeddings)
-        skip = () if ev.log_large_artifacts else ("trec", "embeddings")
         extra_tags = {f"{k}.{n}": v for k, v in tags.items() for n in todo}
-        record_sets(job, settings.logger.tracking_uri, metrics, todo, fingerprints, params, folders, skip,
-                    extra_tags)
-        added[job.name] = sorted(todo)
-        print(f"{job.name}: added {', '.join(todo)} to run {job.run_id} ({job.run_dir})")
-    return added
+        record_sets(job, settings.logger.tracking_uri, metrics, todo, self.fingerprints, self.params, folders,
+                    ev.artifacts_kept_local(), extra_tags)

@@ -19,7 +19,7 @@ from src.reporting.stats import (
     seed_cluster_test,
 )
 from src.reporting.tables import (
-    RunRecord,
+    ReportedRun,
     config_differences,
     config_labels,
     drop_duplicate_seeds,
@@ -139,7 +139,7 @@ def test_query_contributions_sum_to_the_grid_macro_average() -> None:
 
 
 def _runs(metrics_by_sampler: dict[str, float], seeds: tuple[str, ...] = ("1", "2", "3"),
-          params: dict[str, str] | None = None) -> list[RunRecord]:
+          params: dict[str, str] | None = None) -> list[ReportedRun]:
     """Runs per sampler with the given macro mAP, each later seed 0.02 higher."""
     runs = []
     for sampler, value in metrics_by_sampler.items():
@@ -148,7 +148,7 @@ def _runs(metrics_by_sampler: dict[str, float], seeds: tuple[str, ...] = ("1", "
             metrics["xq/multi/rank_distance"] = 20.0 - 10 * value
             metrics.update({f"xq/mono/map/{x}-{x}": value + bump for x in LANGS})
             metrics.update({f"xq/{s}/map/{x}": value + bump for s in ("cross", "multi") for x in LANGS})
-            runs.append(RunRecord(f"{sampler}{seed}", f"{sampler}-seed{seed}", "FINISHED", "tiny", sampler,
+            runs.append(ReportedRun(f"{sampler}{seed}", f"{sampler}-seed{seed}", "FINISHED", "tiny", sampler,
                                   None, seed, ("xq",), metrics, params=dict(params or {})))
     return runs
 
@@ -217,7 +217,7 @@ def test_configurations_are_never_pooled() -> None:
         "model.name": "tiny", "trainer.max_steps": "150", "data.train.path": "${paths.data_dir}/lareqa/mlqa-r"}
     short = {**base, "trainer.max_steps": "20"}
     runs = _runs({"xx": 0.3, "xy": 0.6}, params=base) + [
-        RunRecord(f"s{r.run_id}", f"short-{r.name}", r.status, r.model, r.sampling, r.alpha, r.seed, r.eval_sets,
+        ReportedRun(f"s{r.run_id}", f"short-{r.name}", r.status, r.model, r.sampling, r.alpha, r.seed, r.eval_sets,
                   r.metrics, params=short) for r in _runs({"xx": 0.3, "xy": 0.6})]
     labels = config_labels(runs)
     assert sorted(set(labels.values())) == ["tiny[trainer.max_steps=150]", "tiny[trainer.max_steps=20]"]
@@ -234,7 +234,7 @@ def test_configurations_are_never_pooled() -> None:
 
 def test_reruns_of_a_seed_count_once() -> None:
     runs = _runs({"xx": 0.3})
-    rerun = RunRecord("xx1b", "xx-seed1-again", "FINISHED", "tiny", "xx", None, "1", ("xq",), runs[0].metrics,
+    rerun = ReportedRun("xx1b", "xx-seed1-again", "FINISHED", "tiny", "xx", None, "1", ("xq",), runs[0].metrics,
                       start_time=10)
     kept, superseded = drop_duplicate_seeds([*runs, rerun])
     assert [r.run_id for r in kept] == ["xx2", "xx3", "xx1b"] and [r.run_id for r in superseded] == ["xx1"]
@@ -258,7 +258,7 @@ def test_plots_write_pngs(tmp_path) -> None:
     for alpha in (0.0, 0.5, 1.0):
         for seed in ("1", "2"):
             metrics = {f"xq/{s}/map": 0.2 + 0.1 * alpha + 0.01 * int(seed) for s in ("mono", "cross", "multi")}
-            runs.append(RunRecord(f"h{alpha}{seed}", "h", "FINISHED", "tiny", f"hybrid-a{alpha:g}", alpha, seed,
+            runs.append(ReportedRun(f"h{alpha}{seed}", "h", "FINISHED", "tiny", f"hybrid-a{alpha:g}", alpha, seed,
                                   ("xq",), metrics))
     refs = {"xx": _runs({"xx": 0.3})}
     groups = group_runs(runs + refs["xx"])

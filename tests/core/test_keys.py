@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from src.evaluation import keys
-from src.evaluation.keys import MetricKey, MetricKeyError
+from src.core import keys
+from src.core.keys import MetricKey, MetricKeyError
 
 SETS = ("xquad_r", "mlqa_r", "val", "test")  # zero-shot sets, ValidationRetrieval's prefix, a set named `test`
 

@@ -1,4 +1,4 @@
-"""Resume bookkeeping: which run folder, checkpoint and MLflow run an interrupted run continues.
+"""A run folder's record (`xlir_run.json`) and the config fingerprint: what a continued run looks up.
 
 Every training run writes `xlir_run.json` into its run folder: the MLflow run id, tracking URI, experiment and
 a fingerprint of the config. `ckpt_path=last` (or `resume=true`) picks the newest `checkpoints/last.ckpt` of a
@@ -129,7 +129,7 @@ def resolve(
     folder's newest checkpoint by itself. An explicit checkpoint file continues its MLflow run only when its
     run's config fingerprint matches (otherwise it is a warm start and gets a new run).
     """
-    from src.config import ConfigError
+    from src.core.config import ConfigError
 
     if ckpt_path == "last" or resume:
         found = find_last(fingerprint, search_roots(output_dir, root_dir))
@@ -151,30 +151,3 @@ def resolve(
         raise ConfigError(f"ckpt_path={ckpt_path!r}: expected an existing checkpoint file or 'last'")
     record = RunRecord.read(path.parent.parent)
     return str(path), record if record and record.fingerprint == fingerprint else None
-
-
-@dataclass(frozen=True)
-class ResumePlan:
-    """How a training run starts: from which checkpoint, continuing which run, in which folder."""
-
-    checkpoint: str | None  # for `trainer.fit(ckpt_path=...)`; None = from the initial weights
-    previous: RunRecord | None  # the run it continues (its MLflow run is reopened), or None for a new run
-    fingerprint: str  # of the config, recorded in this run's RunRecord
-    run_dir: str  # where the run writes: the continued run's folder, else the configured output folder
-    # A re-run sweep job that already FINISHED with this config: its metrics.json; nothing is trained again.
-    done: Path | None = None
-
-
-def prepare(cfg: Any) -> ResumePlan:
-    """Resolve `ckpt_path`/`resume` (or a SLURM requeue) for the composed config; changes nothing.
-
-    A run that continues an earlier one belongs in that run's folder, so that the checkpoints, exports and
-    metrics.json of both attempts end up in one place: the caller points `paths.output_dir` at `run_dir`.
-    """
-    from omegaconf import OmegaConf
-
-    out = str(cfg.paths.output_dir)
-    fingerprint = config_fingerprint(OmegaConf.to_container(cfg, resolve=True), out)  # type: ignore[arg-type]
-    ckpt, previous = resolve(cfg.ckpt_path, bool(cfg.resume), fingerprint, out, cfg.paths.root_dir)
-    elsewhere = previous is not None and Path(previous.run_dir).resolve() != Path(out).resolve()
-    return ResumePlan(ckpt, previous, fingerprint, previous.run_dir if elsewhere else out)

@@ -22,7 +22,7 @@ from src.tracking import mlflow as tracking
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from src.config import LoggerSchema
+    from src.core.config import LoggerSchema
 
 METRICS_FILE = "metrics.json"
 

@@ -1,0 +1,1 @@
+"""The ground floor: the vocabulary every layer shares (metric keys, the config schema and its spec types)."""
