@@ -28,15 +28,16 @@ class RetrievalEvalCallback(Callback):
         datasets: Mapping[str, LareqaDataset] | None = None,
         every_n_steps: int | None = None,
         *,
+        # conf/callbacks/default.yaml gives each of these from the `eval` section: no second default here
         batch_size: int,
-        candidate_text: str = "sentence",
+        candidate_text: str,
+        exports: bool,
+        export_dir: str | None,
+        trec_depth: int,
+        save_embeddings: bool,
+        debias: str | Sequence[str] | None,
+        debias_k: int,
         at_train_end: bool = True,
-        exports: bool = True,
-        export_dir: str | None = None,
-        trec_depth: int = 100,
-        save_embeddings: bool = False,
-        debias: str | Sequence[str] | None = None,
-        debias_k: int = 1,
     ) -> None:
         super().__init__()
         if every_n_steps is not None and every_n_steps <= 0:
@@ -136,8 +137,7 @@ class ValidationRetrieval(Callback):
 
     NEEDS: ClassVar[dict[str, str]] = {"dataset": "val_set"}  # off without a validation split
 
-    def __init__(self, dataset: LareqaDataset | None = None, *, batch_size: int,
-                 candidate_text: str = "sentence") -> None:
+    def __init__(self, dataset: LareqaDataset | None = None, *, batch_size: int, candidate_text: str) -> None:
         super().__init__()
         self.dataset = dataset
         self.batch_size = batch_size
