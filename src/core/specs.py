@@ -37,7 +37,6 @@ def parse_measure(name: str) -> tuple[str, int]:
     return measure, int(cut)
 
 
-
 def _positive_int(value: object) -> bool:
     """An int (not a bool) >= 1."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -8,7 +8,6 @@ on) fails before the model loads or a run opens.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from src.core import keys
-from src.core.config import CORPUS_KINDS, validate
+from src.core.config import CORPUS_KINDS
+from src.recipes.steps import evaluate_grid, export_grid, validated
 from src.runs.lifecycle import TrackedRun
 
 
@@ -43,12 +43,9 @@ class EvaluateRecipe:
 
     def validate(self) -> None:
         """Check the config and resolve the runtime (precision, threads) for this machine."""
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # before a tokenizer loads (DataLoader forks)
         from src.runtime import setup_runtime
-        from src.runtime.console import apply_console
 
-        self.settings = validate(self.cfg)
-        apply_console(self.settings.console)
+        self.settings = validated(self.cfg)
         self.runtime = setup_runtime(self.settings.trainer, self.settings.threads)
         if not self.settings.data.eval:
             raise ValueError("data.eval is empty: choose evaluation sets, e.g. data=xquad_r")
@@ -106,15 +103,12 @@ class EvaluateRecipe:
 
     def evaluate(self, run: TrackedRun) -> dict[str, Any]:
         """Score every set (grid kinds, their debias variants, corpus kinds) and log the metrics at step 0."""
-        from src.core.specs import debias_methods
-        from src.evaluation.driver import evaluate_sets
         from src.evaluation.retrieval import evaluate_corpus_sets
 
         ev = self.settings.eval
         run.log_config(self.cfg, self.runtime.params())
-        metrics, self.results, self.embeddings = evaluate_sets(
-            self.encoder, self.eval_sets, ev.batch_size, ev.candidate_text, self.runtime.precision,
-            debias=debias_methods(ev.debias), debias_k=ev.debias_k)
+        metrics, self.results, self.embeddings = evaluate_grid(self.encoder, self.eval_sets, ev,
+                                                               self.runtime.precision)
         corpus_metrics, self.corpus_runs = (evaluate_corpus_sets(self.cfg, self.encoder, self.predict,
                                                                  self.corpus_sets, self.runtime.precision)
                                             if self.predict else ({}, {}))
@@ -124,8 +118,6 @@ class EvaluateRecipe:
 
     def export(self, run: TrackedRun) -> None:
         """TREC runs of the corpus sets, grid CSVs / heatmaps / TREC / per-query files of the grid sets."""
-        from src.evaluation.artifacts import export_sets
-
         ev, out_dir = self.settings.eval, self.out_dir
         if not ev.exports:
             return
@@ -134,8 +126,7 @@ class EvaluateRecipe:
                 trec = corpus_run.write_trec(out_dir / "eval" / set_name / (lang or "") / "run.trec")
                 if ev.log_large_artifacts:  # like the LAReQA TREC files: large, kept in the run folder
                     run.log_artifact(trec, f"eval/{set_name}/{lang or ''}".rstrip("/"))
-        folders = export_sets(self.eval_sets, self.results, self.embeddings, out_dir / "eval",
-                              trec_depth=ev.trec_depth, save_embeddings=ev.save_embeddings)
+        folders = export_grid(self.eval_sets, self.results, self.embeddings, out_dir / "eval", ev)
         for set_name, folder in folders.items():
             run.log_artifact(folder, f"eval/{set_name}", skip=ev.artifacts_kept_local())
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from src.core.config import CORPUS_KINDS, ConfigError, ConfigSchema, validate
+from src.core.config import CORPUS_KINDS, ConfigError, ConfigSchema
+from src.recipes.steps import evaluate_grid, export_grid, validated
 
 FINISHED = "FINISHED"
 
@@ -83,10 +84,7 @@ class EvaluateJobsRecipe:
 
     def validate(self) -> None:
         """The config, and only grid kinds (a corpus kind has no place in a job's grid metrics)."""
-        from src.runtime.console import apply_console
-
-        self.settings = settings = validate(self.cfg)
-        apply_console(settings.console)
+        self.settings = settings = validated(self.cfg)
         corpus = [n for n, d in settings.data.eval.items() if d.kind in CORPUS_KINDS]
         if corpus:
             raise ConfigError(f"jobs={settings.jobs}: data.eval.{corpus[0]} is a corpus kind; adding sets to a "
@@ -105,9 +103,6 @@ class EvaluateJobsRecipe:
 
     def evaluate_job(self, job: Any, todo: list[str], tags: dict[str, str]) -> None:
         """One job: its selected model on the sets it lacks; metrics, params, tags, exports into its run."""
-        from src.core.specs import debias_methods
-        from src.evaluation.artifacts import export_sets
-        from src.evaluation.driver import evaluate_sets
         from src.model.encoder import build_encoder
         from src.runs.jobs import record_sets
 
@@ -116,13 +111,10 @@ class EvaluateJobsRecipe:
         if self.runtime.device == "cuda":
             encoder.cuda()
         sets = {n: self.eval_sets[n] for n in todo}
-        metrics, results, embeddings = evaluate_sets(encoder, sets, ev.batch_size, ev.candidate_text,
-                                                     self.runtime.precision, debias=debias_methods(ev.debias),
-                                                     debias_k=ev.debias_k)
+        metrics, results, embeddings = evaluate_grid(encoder, sets, ev, self.runtime.precision)
         folders: dict[str, Path] = {}
         if ev.exports:
-            folders = export_sets(sets, results, embeddings, job.run_dir / "eval", trec_depth=ev.trec_depth,
-                                  save_embeddings=ev.save_embeddings)
+            folders = export_grid(sets, results, embeddings, job.run_dir / "eval", ev)
         extra_tags = {f"{k}.{n}": v for k, v in tags.items() for n in todo}
         record_sets(job, settings.logger.tracking_uri, metrics, todo, self.fingerprints, self.params, folders,
                     ev.artifacts_kept_local(), extra_tags)

@@ -9,7 +9,6 @@ plan chose); plain values come from the validated, typed sections in `self.setti
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from src.core import keys
-from src.core.config import ConfigError, ConfigSchema, validate
+from src.core.config import ConfigError, ConfigSchema
+from src.recipes.steps import validated
 from src.runs.lifecycle import TrackedRun
 from src.runs.plan import RunPlan
 
@@ -47,13 +47,10 @@ class TrainRecipe:
     # 1. -------------------------------------------------------------------------------------- plan
     def validate_and_plan(self) -> bool:
         """Check the config, resolve the runtime, decide fresh/resume/skip/re-run; True when nothing is to do."""
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # before a tokenizer loads (DataLoader forks)
         from src.runs.plan import plan_run
         from src.runtime import setup_runtime
-        from src.runtime.console import apply_console
 
-        self.settings = validate(self.cfg)
-        apply_console(self.settings.console)
+        self.settings = validated(self.cfg)
         if self.settings.data.train is None:
             raise ConfigError("data.train is null: pick a data preset with a training set, e.g. data=mlqa_r_to_xquad_r")
         # trainer.precision=auto and threads=null resolved for this machine; threads applied before any torch work.

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from src.reporting.tables import (
-    ReportedRun,
-)
+from src.reporting.tables import ReportedRun
 
 if TYPE_CHECKING:
     from src.evaluation.artifacts.per_query import PerQuery

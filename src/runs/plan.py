@@ -33,11 +33,12 @@ from src.runs.record import (
 )
 from src.tracking.mlflow import CONFIG_FILE
 from src.tracking.resilient import JOURNAL_FILE
-from src.tracking.sweep import ATTEMPTS_DIR, SUPERSEDED_TAG, mlflow_client, sweep_child
+from src.tracking.sweep import SUPERSEDED_TAG, mlflow_client, sweep_child
 
 log = logging.getLogger(__name__)
 
 Action = Literal["fresh", "resume", "skip", "rerun"]
+ATTEMPTS_DIR = "attempts"  # in a job folder: attempts/<run id>/ holds an earlier attempt's files
 # What an attempt leaves in its job folder besides the files set_aside names (Hydra's .hydra/ and the job log
 # are rewritten/appended by Hydra).
 _ATTEMPT_DIRS = ("checkpoints", "eval", "model")

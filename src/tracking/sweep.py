@@ -39,7 +39,6 @@ DIR_TAG = "sweep.dir"
 OVERRIDES_TAG = "sweep.overrides"
 SUPERSEDED_TAG = "sweep.superseded_by"  # on an earlier attempt of a job that ran again from the start
 RESUMES_TAG = "sweep.resumes"  # on the parent: how often the sweep was re-run into its folder
-ATTEMPTS_DIR = "attempts"  # where src.runs.plan moves an earlier attempt's files
 # Keys that name a run in this order; any other swept key follows as `{last segment}{value}`.
 _NAMED_KEYS = ("model", "sampling", "sampling.alpha", "seed")
 
