@@ -88,7 +88,7 @@ def build_domain_shift(target: Target, out_dir: Path, n_resamples: int = 9999, s
         report = domain_shift.write_domain_shift({s: rs for (_, s), rs in groups.items()}, untrained,
                                                  PerQueryCache(target.tracking_uri, Path(tmp)), out_dir,
                                                  n_resamples, seed)
-    write_csv(out_dir / "runs.csv", run_rows([*runs, untrained]))
+    write_csv(out_dir / "runs.csv", run_rows(runs, untrained=[untrained]))
     unfinished = [r for r in runs if r.status != "FINISHED"]
     report = {"target": asdict(target), "analysis": "domain_shift", **report, "n_finished": len(finished),
               "n_unfinished": len(unfinished), "superseded": [r.name for r in superseded],

@@ -155,3 +155,11 @@ def test_provenance_counts_commits_cpus_precisions_and_sums_wall_time() -> None:
     assert [(r["commit"], r["wall_min"], r["end_utc"], r["resumed"]) for r in run_rows(runs)] == [
         ("aaaaaaaaaa", 30.0, "2026-11-18 11:36", ""), ("bbbbbbbbbb", 60.0, "2026-11-18 13:06", "yes"),
         ("bbbbbbbbbb", "", "", "")]
+    zero = ReportedRun("z", "z", "FINISHED", "m", "?", None, "42", ("xq",), params={"trainer.max_steps": "40"},
+                       start_time=t0 + hour // 4, end_time=t0 + hour // 2, commit="cccccccccccc")
+    rows = run_rows(runs[:2], untrained=[zero])
+    assert [r["run"] for r in rows] == ["a", "z", "b"]  # by start time, the untrained run among them
+    assert {k: rows[1][k] for k in ("sampling", "seed", "steps", "evaluated_step", "wall_min")} == {
+        "sampling": "none (pre-trained)", "seed": "", "steps": 0, "evaluated_step": "pre-trained weights",
+        "wall_min": 15.0}
+    assert rows[0]["steps"] == "" and rows[0]["sampling"] == "xx"  # a trained run keeps its own values
