@@ -52,6 +52,12 @@ class ResumeStateCallback(Callback):
     DataLoader iterator afterwards draws from torch's global generator. Restoring them at the first
     `on_train_batch_start` puts dropout exactly where the uninterrupted run had it.
 
+    Between two steps the global generators are not left alone either: every validation and every new epoch
+    create a DataLoader iterator, which draws its base seed from torch's generator, after a step-cadence
+    checkpoint was saved. So in every run each step starts from the states the previous step ended with
+    (taken in `on_train_batch_end`, put back in `on_train_batch_start`), and those are what a checkpoint saves:
+    a run resumed from a checkpoint before a validation or at an epoch's last batch draws the same dropout.
+
     A step-cadence `last.ckpt` is written in `on_train_batch_end`, before that step's validation. Lightning 2.6
     resuming from it fast-forwards past the validation (the epoch loop assumes it ran), so a kill during or
     after that validation loses it and the best-checkpoint selection never sees that step. Such a checkpoint is
@@ -61,13 +67,13 @@ class ResumeStateCallback(Callback):
 
     def __init__(self) -> None:
         super().__init__()
-        self._pending: dict[str, Any] | None = None
+        self._pending: dict[str, Any] | None = None  # RNG states the next training step starts with
         self._validation_due = False  # between a step that triggers validation and the end of that validation
         self._rewound = False
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Add torch/numpy/python RNG states, and the step whose validation has not finished yet, if any."""
-        checkpoint[RNG_KEY] = rng_states()
+        checkpoint[RNG_KEY] = self._pending if self._pending is not None else rng_states()
         if self._validation_due:
             checkpoint[VALIDATION_OWED_KEY] = trainer.global_step
 
@@ -77,19 +83,27 @@ class ResumeStateCallback(Callback):
         owed = checkpoint.get(VALIDATION_OWED_KEY)
         if owed is not None:
             # Loops are restored from this same dict after the callbacks' hooks.
-            owe_validation(checkpoint["loops"]["fit_loop"]["epoch_loop.val_loop.batch_progress"])
+            loops = checkpoint["loops"]["fit_loop"]
+            owe_validation(loops["epoch_loop.val_loop.batch_progress"])
+            # Lightning counts this step for the loggers twice (restart on train batch end, then the end of the
+            # owed validation's iteration): without this every metric after the resume is logged a step late.
+            loops["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
             self._rewound = True
             log.info("resuming at step %d, whose validation did not finish: it runs again first", owed)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        """Restore the saved RNG states once, before the first resumed step."""
+        """Start the step from the states the last one ended with (or the checkpoint's, first resumed step)."""
         if self._pending is not None:
             set_rng_states(self._pending)
             self._pending = None
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        """Note whether this step validates; checkpoint callbacks save after this hook (Lightning orders them last)."""
+        """Keep the RNG states the next step starts with; note whether this step validates.
+
+        Checkpoint callbacks save after this hook (Lightning orders them last).
+        """
+        self._pending = rng_states()
         loop = trainer.fit_loop
         self._validation_due = bool(loop._data_fetcher is not None
                                     and loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
