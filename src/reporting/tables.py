@@ -428,22 +428,22 @@ def _wall_min(r: ReportedRun) -> float | None:
 
 
 def run_rows(runs: Sequence[ReportedRun], untrained: Sequence[ReportedRun] = ()) -> list[dict[str, object]]:
-    """One row per run: when and how long it ran, on which precision, CPU and commit, which step was evaluated.
+    """One row per run, by start time: when and how long it ran, on which precision, CPU and commit, which step
+    was evaluated. `untrained` runs (evaluations of the pre-trained weights) have no sampler, seed or steps."""
+    pretrained = {"sampling": "none (pre-trained)", "seed": "", "steps": 0, "evaluated_step": "pre-trained weights"}
+    tagged = [(r, {}) for r in runs] + [(r, pretrained) for r in untrained]
+    return [{**_run_row(r), **override} for r, override in sorted(tagged, key=lambda t: t[0].start_time)]
 
-    `untrained` runs (evaluations of the pre-trained weights) are marked as such: no sampler, seed or steps.
-    """
-    rows = []
-    for r in sorted([*runs, *untrained], key=lambda r: r.start_time):
-        wall = _wall_min(r)
-        rows.append({"run": r.name, "model": r.model, "sampling": r.sampling, "seed": r.seed, "status": r.status,
-                     "start_utc": _utc(r.start_time), "end_utc": "" if wall is None else _utc(r.end_time),
-                     "wall_min": "" if wall is None else wall, "resumed": "yes" if r.resumed else "",
-                     "precision": r.params.get("runtime.precision", ""),
-                     "cpu": r.params.get("runtime.cpu_model", ""), "commit": r.commit[:10],
-                     "steps": r.params.get("trainer.max_steps", ""), "evaluated_step": r.selected_step or "last"})
-        if any(r is u for u in untrained):
-            rows[-1].update(sampling="none (pre-trained)", seed="", steps=0, evaluated_step="pre-trained weights")
-    return rows
+
+def _run_row(r: ReportedRun) -> dict[str, object]:
+    """runs.csv's row of one run as it was logged."""
+    wall = _wall_min(r)
+    return {"run": r.name, "model": r.model, "sampling": r.sampling, "seed": r.seed, "status": r.status,
+            "start_utc": _utc(r.start_time), "end_utc": "" if wall is None else _utc(r.end_time),
+            "wall_min": "" if wall is None else wall, "resumed": "yes" if r.resumed else "",
+            "precision": r.params.get("runtime.precision", ""), "cpu": r.params.get("runtime.cpu_model", ""),
+            "commit": r.commit[:10], "steps": r.params.get("trainer.max_steps", ""),
+            "evaluated_step": r.selected_step or "last"}
 
 
 def provenance(runs: Sequence[ReportedRun]) -> dict[str, object]:

@@ -83,11 +83,7 @@ class ResumeStateCallback(Callback):
         owed = checkpoint.get(VALIDATION_OWED_KEY)
         if owed is not None:
             # Loops are restored from this same dict after the callbacks' hooks.
-            loops = checkpoint["loops"]["fit_loop"]
-            owe_validation(loops["epoch_loop.val_loop.batch_progress"])
-            # Lightning counts this step for the loggers twice (restart on train batch end, then the end of the
-            # owed validation's iteration): without this every metric after the resume is logged a step late.
-            loops["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
+            owe_validation(checkpoint["loops"]["fit_loop"])
             self._rewound = True
             log.info("resuming at step %d, whose validation did not finish: it runs again first", owed)
 
@@ -120,13 +116,17 @@ class ResumeStateCallback(Callback):
             self._rewound = False
 
 
-def owe_validation(progress: dict[str, Any]) -> None:
-    """Rewind a saved validation batch progress to "one batch started, none processed" (in place).
+def owe_validation(fit_loop: dict[str, Any]) -> None:
+    """Rewind a saved fit loop (in place) so that the resume runs the step's validation again before the next batch.
 
-    That is Lightning's mid-evaluation restart state (`_EvaluationLoop.update_restart_stage`): on resume the
-    training loop runs the validation before the next batch, from the first validation batch (current = 0).
-    The total gets one started batch that never completes; the caller takes it back after the validation.
+    The validation batch progress goes to "one batch started, none processed", Lightning's mid-evaluation restart
+    state (`_EvaluationLoop.update_restart_stage`): the training loop then runs the validation from its first
+    batch (current = 0). The total gets one started batch that never completes; the caller takes it back after
+    the validation. The loggers' step counter goes back one: Lightning counts this step twice (restart on train
+    batch end, then the end of the owed validation's iteration), else every later metric is logged a step late.
     """
+    fit_loop["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
+    progress = fit_loop["epoch_loop.val_loop.batch_progress"]
     done = progress["total"]["completed"]
     progress["total"] = {"ready": done + 1, "started": done + 1, "processed": done, "completed": done}
     progress["current"] = {"ready": 1, "started": 1, "processed": 0, "completed": 0}

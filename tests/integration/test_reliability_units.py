@@ -233,6 +233,8 @@ def test_a_sigterm_before_the_first_step_save_leaves_one_last_checkpoint(tmp_pat
 def test_owe_validation_is_lightnings_mid_evaluation_state() -> None:
     progress = {"total": {"ready": 8, "started": 8, "processed": 8, "completed": 8},
                 "current": {"ready": 4, "started": 4, "processed": 4, "completed": 4}, "is_last_batch": True}
-    owe_validation(progress)
+    fit_loop = {"epoch_loop.val_loop.batch_progress": progress, "epoch_loop.state_dict": {"_batches_that_stepped": 8}}
+    owe_validation(fit_loop)
     assert progress == {"total": {"ready": 9, "started": 9, "processed": 8, "completed": 8},
                         "current": {"ready": 1, "started": 1, "processed": 0, "completed": 0}, "is_last_batch": False}
+    assert fit_loop["epoch_loop.state_dict"] == {"_batches_that_stepped": 7}  # the loggers' step, counted once
